@@ -1,0 +1,167 @@
+"""Example app: flask-dualtoken on Flask-SQLAlchemy users.
+
+Run it with ``flask --app example_app run``. With no settings it uses the in-memory
+store and a secret kept in the instance folder; ``FLASK_DUALTOKEN_REDIS_URL`` and
+``FLASK_DUALTOKEN_SECRET_KEY`` in the environment switch to real ones.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from flask_dualtoken import DualToken, current_user, jwt_required
+
+#: Demo accounts created on first start with an empty database (documented in README).
+DEMO_USERS = (("alice", "alice-password", "admin"), ("bob", "bob-password", "user"))
+SECRET_FILE = "dualtoken-secret"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+dualtoken = DualToken()
+
+
+class User(db.Model):  # type: ignore[name-defined,misc]
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(unique=True)
+    password_hash: Mapped[str]
+    role: Mapped[str] = mapped_column(default="user")
+    active: Mapped[bool] = mapped_column(default=True)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+
+_dummy_hash: str | None = None
+
+
+def _dummy_password_hash() -> str:
+    # Checked against for unknown usernames, so they cost as much time as a wrong password.
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = generate_password_hash(secrets.token_urlsafe(16))
+    return _dummy_hash
+
+
+@dualtoken.authenticate
+def authenticate(username: str, password: str) -> User | None:
+    user = db.session.execute(select(User).filter_by(username=username)).scalar_one_or_none()
+    if user is None:
+        check_password_hash(_dummy_password_hash(), password)
+        return None
+    if not check_password_hash(user.password_hash, password) or not user.active:
+        return None
+    return user
+
+
+@dualtoken.user_loader
+def load_user(user_id: str) -> User | None:
+    if not user_id.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.active else None
+
+
+def instance_secret(instance_path: str) -> str:
+    """One secret for every process of this instance, created once, never per process.
+
+    The file is written under a temporary name and linked into place: ``os.link`` fails if
+    another worker got there first, and then both read that worker's secret.
+    """
+    path = Path(instance_path) / SECRET_FILE
+    if not path.exists():
+        tmp = path.with_name(f"{SECRET_FILE}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+def create_app(config: Mapping[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    app.config.from_mapping(
+        SQLALCHEMY_DATABASE_URI="sqlite:///example.db",
+        DUALTOKEN_REDIS_URL="memory://",
+    )
+    app.config.from_prefixed_env()
+    if config:
+        app.config.update(config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    if not app.config.get("DUALTOKEN_SECRET_KEY") and not app.config.get("SECRET_KEY"):
+        app.config["DUALTOKEN_SECRET_KEY"] = instance_secret(app.instance_path)
+
+    db.init_app(app)
+    dualtoken.init_app(app)
+
+    @app.get("/")
+    def index() -> dict[str, Any]:
+        return {
+            "login": "POST /auth/login {username, password}",
+            "me": "GET /me (Authorization: Bearer <access_token>)",
+            "admin": "GET /admin (role admin)",
+            "reissue": "POST /auth/reissue (Bearer <access_token>, {refresh_token})",
+            "logout": "POST /auth/logout (Bearer <access_token>, {refresh_token})",
+        }
+
+    @app.get("/me")
+    @jwt_required
+    def me() -> dict[str, Any]:
+        return {"id": current_user.id, "username": current_user.username, "role": current_user.role}
+
+    @app.get("/admin")
+    @jwt_required(roles=["admin"])
+    def admin() -> dict[str, Any]:
+        return {"message": f"Hello, {current_user.username}: you are an admin."}
+
+    @app.cli.command("create-user")
+    @click.argument("name")
+    @click.option("--role", default="user", show_default=True)
+    @click.password_option("--password", help="Prompted for when not given.")
+    def create_user(name: str, role: str, password: str) -> None:
+        """Create a user who can log in."""
+        if db.session.execute(select(User).filter_by(username=name)).scalar_one_or_none():
+            raise click.ClickException(f"user {name!r} already exists")
+        user = User(username=name, role=role)
+        user.set_password(password)
+        db.session.add(user)
+        db.session.commit()
+        click.echo(f"Created user {name!r} with role {role!r} (id {user.id}).")
+
+    with app.app_context():
+        db.create_all()
+        _create_demo_users()
+    return app
+
+
+def _create_demo_users() -> None:
+    if db.session.execute(select(User.id).limit(1)).first() is not None:
+        return
+    for name, password, role in DEMO_USERS:
+        user = User(username=name, role=role)
+        user.set_password(password)
+        db.session.add(user)
+    db.session.commit()
+    click.echo(
+        "Created demo users: "
+        + ", ".join(f"{n} (role {r}, password {p!r})" for n, p, r in DEMO_USERS)
+    )

@@ -1,0 +1,177 @@
+"""Settings: every DUALTOKEN_* key read and validated once, at ``init_app``.
+
+A bad setting must stop the app at start-up with a message naming the key, never
+surface later as a 500 on some request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from redis import Redis
+
+MIN_SECRET_BYTES = 32
+GENERATE_SECRET_HINT = (
+    "generate one with: python -c \"import secrets; print(secrets.token_urlsafe(48))\""
+)
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "memory"})
+
+_DEFAULTS: dict[str, Any] = {
+    "DUALTOKEN_SECRET_KEY": None,
+    "DUALTOKEN_REDIS_URL": "redis://localhost:6379/0",
+    "DUALTOKEN_REDIS": None,
+    "DUALTOKEN_ACCESS_EXPIRES": 15 * 60,
+    "DUALTOKEN_REFRESH_EXPIRES": timedelta(days=14),
+    "DUALTOKEN_SESSION_MAX_AGE": timedelta(days=30),
+    "DUALTOKEN_REUSE_GRACE": 30,
+    "DUALTOKEN_URL_PREFIX": "/auth",
+    "DUALTOKEN_KEY_PREFIX": "dualtoken",
+    "DUALTOKEN_ISSUER": None,
+    "DUALTOKEN_AUDIENCE": None,
+    "DUALTOKEN_LEEWAY": 0,
+}
+KNOWN_KEYS = frozenset(_DEFAULTS)
+
+
+class ConfigError(RuntimeError):
+    """A DUALTOKEN_* setting is missing or invalid; raised by ``init_app``."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one app. Durations are whole seconds."""
+
+    secret: bytes
+    redis_url: str
+    redis_client: Redis | None
+    access_expires: int
+    refresh_expires: int
+    session_max_age: int
+    reuse_grace: int
+    url_prefix: str
+    key_prefix: str
+    issuer: str | None
+    audience: str | None
+    leeway: int
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate the app's config; raise ConfigError naming the first bad key."""
+    unknown = sorted(k for k in config if k.startswith("DUALTOKEN_") and k not in KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"Unknown setting {unknown[0]}: flask-dualtoken knows "
+            f"{', '.join(sorted(KNOWN_KEYS))}. A typo here would silently weaken auth."
+        )
+
+    def get(key: str) -> Any:
+        return config.get(key, _DEFAULTS[key])
+
+    return Settings(
+        secret=_secret(get("DUALTOKEN_SECRET_KEY"), config.get("SECRET_KEY")),
+        redis_url=_redis_url(get("DUALTOKEN_REDIS_URL")),
+        redis_client=_redis_client(get("DUALTOKEN_REDIS")),
+        access_expires=_seconds("DUALTOKEN_ACCESS_EXPIRES", get("DUALTOKEN_ACCESS_EXPIRES")),
+        refresh_expires=_seconds("DUALTOKEN_REFRESH_EXPIRES", get("DUALTOKEN_REFRESH_EXPIRES")),
+        session_max_age=_seconds("DUALTOKEN_SESSION_MAX_AGE", get("DUALTOKEN_SESSION_MAX_AGE")),
+        reuse_grace=_seconds("DUALTOKEN_REUSE_GRACE", get("DUALTOKEN_REUSE_GRACE"), minimum=0),
+        url_prefix=_url_prefix(get("DUALTOKEN_URL_PREFIX")),
+        key_prefix=_key_prefix(get("DUALTOKEN_KEY_PREFIX")),
+        issuer=_optional_text("DUALTOKEN_ISSUER", get("DUALTOKEN_ISSUER")),
+        audience=_optional_text("DUALTOKEN_AUDIENCE", get("DUALTOKEN_AUDIENCE")),
+        leeway=_seconds("DUALTOKEN_LEEWAY", get("DUALTOKEN_LEEWAY"), minimum=0, maximum=300),
+    )
+
+
+def _secret(value: Any, fallback: Any) -> bytes:
+    if value is None:
+        value = fallback
+    if value is None or value == "" or value == b"":
+        raise ConfigError(
+            "DUALTOKEN_SECRET_KEY (or SECRET_KEY) is not set. Set it to a random value of at "
+            f"least {MIN_SECRET_BYTES} bytes; {GENERATE_SECRET_HINT}"
+        )
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if not isinstance(value, bytes):
+        raise ConfigError(
+            f"DUALTOKEN_SECRET_KEY must be str or bytes, not {type(value).__name__}"
+        )
+    if len(value) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"DUALTOKEN_SECRET_KEY is {len(value)} bytes; at least {MIN_SECRET_BYTES} are "
+            f"required; {GENERATE_SECRET_HINT}"
+        )
+    return value
+
+
+def _seconds(key: str, value: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+        if seconds != int(seconds):
+            raise ConfigError(f"{key} must be a whole number of seconds, got {value!r}")
+        value = int(seconds)
+    elif isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(
+            f"{key} must be an int (seconds) or a timedelta, not {type(value).__name__}"
+        )
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ConfigError(f"{key} must be {bounds} seconds, got {value}")
+    return int(value)
+
+
+def _redis_url(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError("DUALTOKEN_REDIS_URL must be a non-empty string")
+    scheme = urlsplit(value).scheme
+    if scheme not in REDIS_SCHEMES:
+        raise ConfigError(
+            f"DUALTOKEN_REDIS_URL has scheme {scheme!r}; use one of "
+            f"{', '.join(sorted(s + '://' for s in REDIS_SCHEMES))}"
+        )
+    return value
+
+
+def _redis_client(value: Any) -> Redis | None:
+    if value is not None and not isinstance(value, Redis):
+        raise ConfigError(
+            f"DUALTOKEN_REDIS must be a redis.Redis client, not {type(value).__name__}"
+        )
+    return value
+
+
+def _url_prefix(value: Any) -> str:
+    if not isinstance(value, str) or (value and (not value.startswith("/") or value.endswith("/"))):
+        raise ConfigError(
+            "DUALTOKEN_URL_PREFIX must be a path like '/auth' (leading '/', no trailing '/'), "
+            f"or '' for the root; got {value!r}"
+        )
+    return value
+
+
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _key_prefix(value: Any) -> str:
+    # Braces would break the per-user hash tag; spaces and control characters have no place
+    # in a key namespace.
+    if not isinstance(value, str) or not _KEY_PREFIX.fullmatch(value):
+        raise ConfigError(
+            "DUALTOKEN_KEY_PREFIX must be 1-64 characters of letters, digits, '_', '.', ':' "
+            f"or '-'; got {value!r}"
+        )
+    return value
+
+
+def _optional_text(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} must be a non-empty string or None, got {value!r}")
+    return value

@@ -1,0 +1,66 @@
+"""Per-request auth state: the verified access token and the lazily loaded user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import g
+from werkzeug.local import LocalProxy
+
+from .errors import UserUnavailable
+from .extension import get_state
+from .tokens import AccessToken
+
+_G_KEY = "_dualtoken_auth"
+_UNLOADED: Any = object()
+
+
+@dataclass
+class RequestAuth:
+    """What ``@jwt_required`` learnt about this request; ``token`` is None when optional."""
+
+    token: AccessToken | None
+    user: Any = field(default=_UNLOADED)
+
+
+def set_request_auth(token: AccessToken | None) -> None:
+    setattr(g, _G_KEY, RequestAuth(token))
+
+
+def _request_auth() -> RequestAuth | None:
+    auth: RequestAuth | None = g.get(_G_KEY)
+    return auth
+
+
+def _load_current_user() -> Any:
+    auth = _request_auth()
+    if auth is None or auth.token is None:
+        return None
+    if auth.user is _UNLOADED:  # at most one user_loader call per request
+        auth.user = get_state().load_user(auth.token.sub)
+    if auth.user is None:
+        raise UserUnavailable()
+    return auth.user
+
+
+#: The user of the verified access token, loaded through ``user_loader`` on first use.
+#: Stands for None on an optional route without a token (compare with ``== None`` or use
+#: ``if current_user``); raises 401 ``user_unavailable`` when the user is gone.
+current_user: Any = LocalProxy(_load_current_user)
+
+
+def get_jwt() -> dict[str, Any]:
+    """The verified access token's claims; empty when the request carries none."""
+    auth = _request_auth()
+    if auth is None or auth.token is None:
+        return {}
+    return dict(auth.token.claims)
+
+
+def get_jwt_identity() -> str | None:
+    """The access token's ``sub`` (the user id), or None."""
+    auth = _request_auth()
+    if auth is None or auth.token is None:
+        return None
+    return auth.token.sub

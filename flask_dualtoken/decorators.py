@@ -1,0 +1,76 @@
+"""``@jwt_required``: verify the bearer access token once and check its role."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, overload
+
+from flask import current_app, request
+
+from .context import set_request_auth
+from .errors import InsufficientRole, TokenInvalid, TokenMissing
+from .extension import get_state
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer`` header; None when there is no bearer header."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None  # another scheme (Basic...) is not our credential
+    token = token.strip()
+    if not token or " " in token:
+        raise TokenInvalid("The Authorization header must be 'Bearer <token>'.")
+    return token
+
+
+@overload
+def jwt_required(fn: F) -> F: ...
+@overload
+def jwt_required(
+    *, roles: Iterable[str] | str | None = None, optional: bool = False
+) -> Callable[[F], F]: ...
+
+
+def jwt_required(
+    fn: F | None = None,
+    *,
+    roles: Iterable[str] | str | None = None,
+    optional: bool = False,
+) -> F | Callable[[F], F]:
+    """Require a valid access token; usable bare or called.
+
+    ``roles``: the token's role must be one of them, else 403. ``optional``: a request
+    without a token passes with ``current_user`` standing for None, but a bad token is
+    still 401. ``OPTIONS`` requests pass untouched (CORS preflight). Async views work.
+    """
+    allowed = None if roles is None else frozenset([roles] if isinstance(roles, str) else roles)
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if request.method != "OPTIONS":
+                _verify_request(allowed, optional)
+            return current_app.ensure_sync(view)(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator(fn) if fn is not None else decorator
+
+
+def _verify_request(allowed: frozenset[str] | None, optional: bool) -> None:
+    raw = bearer_token()
+    if raw is None:
+        if not optional:
+            raise TokenMissing()
+        set_request_auth(None)
+        return
+    token = get_state().codec.decode_access(raw)
+    if allowed is not None and token.role not in allowed:
+        raise InsufficientRole()
+    set_request_auth(token)

@@ -1,0 +1,140 @@
+"""The one exception hierarchy, each error carrying its own JSON response.
+
+Every error is a werkzeug ``HTTPException``: Flask renders it through ``get_response``
+with no error handler registered, and extensions that re-handle HTTP exceptions
+(Flask-RESTful, RESTX) keep its status instead of turning it into a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.sansio.response import Response as SansIOResponse
+from werkzeug.wrappers import Response
+
+
+class DualTokenError(HTTPException):
+    """Base class: ``error`` is the stable machine code, ``description`` the message."""
+
+    code: int | None = 400
+    error: ClassVar[str] = "invalid_request"
+    description: str | None = "The request is invalid."
+    #: RFC 6750 error code for the WWW-Authenticate header; None sends no such header.
+    bearer_error: ClassVar[str | None] = None
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(description=message)
+
+    def get_headers(
+        self, environ: Any = None, scope: dict[str, Any] | None = None
+    ) -> list[tuple[str, str]]:
+        headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+        challenge = self.www_authenticate_value()
+        if challenge is not None:
+            headers.append(("WWW-Authenticate", challenge))
+        return headers
+
+    def www_authenticate_value(self) -> str | None:
+        if self.code != 401 and self.bearer_error is None:
+            return None
+        if self.bearer_error is None:  # RFC 6750 3.1: no credentials, no error code
+            return 'Bearer realm="api"'
+        message = (self.description or "").replace("\\", "").replace('"', "'")
+        return f'Bearer realm="api", error="{self.bearer_error}", error_description="{message}"'
+
+    def get_body(self, environ: Any = None, scope: dict[str, Any] | None = None) -> str:
+        return json.dumps({"error": self.error, "message": self.description})
+
+    def get_response(
+        self, environ: Any = None, scope: dict[str, Any] | None = None
+    ) -> SansIOResponse:
+        return Response(self.get_body(), self.code, self.get_headers(environ, scope))
+
+
+class InvalidRequest(DualTokenError):
+    code = 400
+    error = "invalid_request"
+    description = "The request body must be a JSON object with the documented fields."
+
+
+class RequestTooLarge(DualTokenError):
+    code = 413
+    error = "request_too_large"
+    description = "The request body is too large."
+
+
+class InvalidCredentials(DualTokenError):
+    code = 401
+    error = "invalid_credentials"
+    description = "The username or password is incorrect."
+
+    def www_authenticate_value(self) -> str | None:
+        return None  # a password login is not a bearer-token challenge
+
+
+class TokenMissing(DualTokenError):
+    code = 401
+    error = "token_missing"
+    description = "An access token is required: send 'Authorization: Bearer <token>'."
+
+
+class TokenInvalid(DualTokenError):
+    code = 401
+    error = "token_invalid"
+    description = "The access token is invalid."
+    bearer_error = "invalid_token"
+
+
+class TokenExpired(TokenInvalid):
+    error = "token_expired"
+    description = "The access token has expired; reissue it with the refresh token."
+
+
+class RefreshTokenInvalid(TokenInvalid):
+    error = "refresh_token_invalid"
+    description = "The refresh token is invalid or unknown."
+
+
+class RefreshTokenExpired(TokenInvalid):
+    error = "refresh_token_expired"
+    description = "The refresh token or its session has expired; log in again."
+
+
+class TokenMismatch(TokenInvalid):
+    error = "token_mismatch"
+    description = "The access token and refresh token were not issued together."
+
+
+class RefreshTokenReused(TokenInvalid):
+    error = "refresh_token_reused"
+    description = "The refresh token was already used; the session has been revoked."
+
+
+class SessionRevoked(TokenInvalid):
+    error = "session_revoked"
+    description = "The session has been revoked; log in again."
+
+
+class UserUnavailable(TokenInvalid):
+    error = "user_unavailable"
+    description = "The user of this token no longer exists or is disabled."
+
+
+class InsufficientRole(DualTokenError):
+    code = 403
+    error = "insufficient_role"
+    description = "Your role does not allow this request."
+    bearer_error = "insufficient_scope"
+
+
+class StoreUnavailable(DualTokenError):
+    code = 503
+    error = "store_unavailable"
+    description = "The session store is unavailable; try again shortly."
+
+    def get_headers(
+        self, environ: Any = None, scope: dict[str, Any] | None = None
+    ) -> list[tuple[str, str]]:
+        return [*super().get_headers(environ, scope), ("Retry-After", "1")]

@@ -1,0 +1,19 @@
+-- Shared by every script (prepended by store.py). Times come from Redis TIME so that
+-- every app server agrees on one clock. Numbers are written with %.0f: Lua's default
+-- number-to-string conversion would round microsecond timestamps.
+local function fmt(n) return string.format('%.0f', n) end
+
+local function clock()
+  local t = redis.call('TIME')
+  local s = tonumber(t[1])
+  return s, s * 1000000 + tonumber(t[2])
+end
+
+-- Revocation is final: the hash keeps a 'revoked' reason until its TTL (the current
+-- refresh token's expiry) runs out, so late requests get a precise answer; the claim
+-- templates go at once, so nothing replayable stays behind.
+local function revoke(session, index, sid, reason)
+  redis.call('HSET', session, 'revoked', reason)
+  redis.call('HDEL', session, 'at', 'rt')
+  redis.call('ZREM', index, sid)
+end

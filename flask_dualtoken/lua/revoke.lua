@@ -1,0 +1,11 @@
+-- End one session (logout, user gone, admin action). Idempotent.
+-- KEYS: session hash, user index
+-- ARGV: uid, sid, reason
+local h = redis.call('HMGET', KEYS[1], 'uid', 'revoked')
+if not h[1] or h[1] ~= ARGV[1] then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return 0
+end
+if h[2] then return 0 end
+revoke(KEYS[1], KEYS[2], ARGV[2], ARGV[3])
+return 1

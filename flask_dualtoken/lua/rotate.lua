@@ -1,0 +1,38 @@
+-- The reissue rule, in one atomic step: look up, compare, then rotate, replay or refuse.
+-- KEYS: session hash, user index
+-- ARGV: uid, sid, presented_rt_jti, new_rt_jti, at_template, rt_template,
+--       access_ttl, idle_ttl, grace_us, margin
+local now_s, now_us = clock()
+local h = redis.call('HMGET', KEYS[1],
+  'uid', 'revoked', 'abs_end', 'cur', 'cur_exp', 'prev', 'rot', 'gen')
+if not h[1] or h[1] ~= ARGV[1] then return {'unknown'} end
+if h[2] then return {'revoked', h[2]} end
+local abs_end = tonumber(h[3])
+if now_s >= abs_end then return {'expired'} end
+
+local presented = ARGV[3]
+if presented == h[4] then
+  -- The current refresh token: rotate. The new one expires at min(now + idle, absolute
+  -- end); rotation never extends the session's absolute lifetime.
+  if now_s >= tonumber(h[5]) then return {'expired'} end
+  local at_exp = now_s + tonumber(ARGV[7])
+  local rt_exp = math.min(now_s + tonumber(ARGV[8]), abs_end)
+  local gen = tonumber(h[8]) + 1
+  redis.call('HSET', KEYS[1],
+    'gen', gen, 'prev', presented, 'cur', ARGV[4], 'cur_exp', fmt(rt_exp),
+    'rot', fmt(now_us), 'at', ARGV[5], 'rt', ARGV[6], 'iat', fmt(now_s), 'at_exp', fmt(at_exp))
+  redis.call('EXPIREAT', KEYS[1], fmt(rt_exp + tonumber(ARGV[10])))
+  return {'rotated', fmt(now_s), fmt(at_exp), fmt(rt_exp), ARGV[5], ARGV[6]}
+end
+
+if presented == h[6] and now_us < tonumber(h[7]) + tonumber(ARGV[9]) then
+  -- The predecessor inside [rotation, rotation + grace): a concurrent refresh. Hand back
+  -- the pair the first request got; do not rotate again, do not extend the window.
+  local p = redis.call('HMGET', KEYS[1], 'iat', 'at_exp', 'cur_exp', 'at', 'rt')
+  return {'replayed', p[1], p[2], p[3], p[4], p[5]}
+end
+
+-- A validly signed refresh token of this session that is neither current nor a predecessor
+-- in grace: a copy is in someone else's hands. End the whole session in this same step.
+revoke(KEYS[1], KEYS[2], ARGV[2], 'reuse')
+return {'reused', fmt(h[8])}

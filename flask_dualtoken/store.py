@@ -1,0 +1,182 @@
+"""Store: sessions in Redis, each operation one atomic Lua script called by SHA.
+
+Layout, all keys of one user under one hash tag so a script touches one cluster slot::
+
+    {prefix}:{u<base64url(user id)>}:s:<sid>   hash: the session (see lua/create.lua)
+    {prefix}:{u<base64url(user id)>}:idx       sorted set: sid -> absolute end
+
+Redis holds refresh-token *ids* and unsigned claim templates, never a token or a hash of
+one: reading Redis does not let anyone act as a user.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from .config import Settings
+from .errors import StoreUnavailable
+from .tokens import Grant
+
+logger = logging.getLogger("flask_dualtoken")
+
+#: Socket timeouts for clients we build: a dead or black-holed Redis must turn into a 503
+#: within about a second, not after redis-py's default retries with backoff.
+SOCKET_TIMEOUT = 0.5
+
+
+def _script_source(name: str) -> str:
+    lua = resources.files("flask_dualtoken") / "lua"
+    return (lua / "prelude.lua").read_text("utf-8") + (lua / f"{name}.lua").read_text("utf-8")
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """The client for the configured store; ``memory://`` is an in-process fakeredis."""
+    if settings.redis_client is not None:
+        return settings.redis_client
+    if settings.redis_url.startswith("memory://"):
+        try:
+            import fakeredis
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise RuntimeError(
+                "DUALTOKEN_REDIS_URL=memory:// needs fakeredis with Lua: "
+                "pip install 'flask-dualtoken[memory]'"
+            ) from None
+        logger.warning(
+            "flask-dualtoken is using the in-memory store (memory://): sessions live in this "
+            "process only and vanish on restart. Use a real Redis for more than one process."
+        )
+        client: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        return client
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=SOCKET_TIMEOUT,
+        # One immediate retry recovers a pooled connection that died with a Redis restart.
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[redis.ConnectionError],
+    )
+
+
+def user_tag(user_id: str) -> str:
+    """The hash tag of a user: base64url, so '{', '}', ':' or any Unicode in ids is safe."""
+    encoded = base64.urlsafe_b64encode(user_id.encode("utf-8")).rstrip(b"=").decode("ascii")
+    return "{u" + encoded + "}"
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """The store's verdict on a reissue; ``grant`` is set for rotated and replayed."""
+
+    outcome: str  # rotated | replayed | reused | revoked | expired | unknown
+    grant: Grant | None = None
+    detail: str | None = None
+
+
+class SessionStore:
+    """Session operations of one app; every public method is one round trip to Redis."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.client = client
+        self._prefix = settings.key_prefix
+        self._access_ttl = settings.access_expires
+        self._idle_ttl = settings.refresh_expires
+        self._max_age = settings.session_max_age
+        self._grace_us = settings.reuse_grace * 1_000_000
+        # Keys outlive the refresh token by the leeway, so a late but accepted token still
+        # gets a precise answer (revoked, reused) instead of "unknown".
+        self._margin = settings.leeway + 1
+        # register_script calls EVALSHA and reloads the script on NOSCRIPT (a restarted or
+        # flushed Redis), so the source is sent once per server, not per call.
+        self._create = client.register_script(_script_source("create"))
+        self._rotate = client.register_script(_script_source("rotate"))
+        self._revoke = client.register_script(_script_source("revoke"))
+
+    def session_key(self, user_id: str, sid: str) -> str:
+        return f"{self._prefix}:{user_tag(user_id)}:s:{sid}"
+
+    def index_key(self, user_id: str) -> str:
+        return f"{self._prefix}:{user_tag(user_id)}:idx"
+
+    def _keys(self, user_id: str, sid: str) -> list[str]:
+        return [self.session_key(user_id, sid), self.index_key(user_id)]
+
+    def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return script(keys=keys, args=args)
+        except redis.RedisError as exc:
+            # Fail closed: nothing is issued unless the script ran to the end.
+            logger.error("session store unavailable: %s", type(exc).__name__)
+            raise StoreUnavailable() from None
+
+    def create(
+        self, user_id: str, sid: str, refresh_jti: str, access_template: str, refresh_template: str
+    ) -> Grant:
+        """Store a new session; its times come from Redis."""
+        reply = _text(
+            self._run(
+                self._create,
+                self._keys(user_id, sid),
+                [
+                    user_id, sid, refresh_jti, access_template, refresh_template,
+                    self._access_ttl, self._idle_ttl, self._max_age, self._margin,
+                ],
+            )
+        )
+        return Grant(access_template, refresh_template, *map(int, reply[1:4]))
+
+    def rotate(
+        self,
+        user_id: str,
+        sid: str,
+        presented_jti: str,
+        new_refresh_jti: str,
+        access_template: str,
+        refresh_template: str,
+    ) -> Rotation:
+        """Apply the reissue rule (lua/rotate.lua) to a verified, bound token pair."""
+        reply = _text(
+            self._run(
+                self._rotate,
+                self._keys(user_id, sid),
+                [
+                    user_id, sid, presented_jti, new_refresh_jti, access_template,
+                    refresh_template, self._access_ttl, self._idle_ttl, self._grace_us,
+                    self._margin,
+                ],
+            )
+        )
+        outcome = reply[0]
+        if outcome in ("rotated", "replayed"):
+            issued_at, access_exp, refresh_exp = map(int, reply[1:4])
+            return Rotation(outcome, Grant(reply[4], reply[5], issued_at, access_exp, refresh_exp))
+        return Rotation(outcome, detail=reply[1] if len(reply) > 1 else None)
+
+    def revoke(self, user_id: str, sid: str, reason: str) -> bool:
+        """End a session; False when it was already revoked or never existed."""
+        return bool(self._run(self._revoke, self._keys(user_id, sid), [user_id, sid, reason]))
+
+    def session(self, user_id: str, sid: str) -> dict[str, str]:
+        """The raw session hash, for inspection and tests (no token material in it)."""
+        try:
+            raw = self.client.hgetall(self.session_key(user_id, sid))
+        except redis.RedisError:
+            raise StoreUnavailable() from None
+        return {_str(k): _str(v) for k, v in raw.items()}
+
+
+def _str(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _text(reply: Any) -> list[str]:
+    # Clients built with or without decode_responses both work.
+    return [_str(item) for item in reply]

@@ -1,0 +1,252 @@
+"""Tokens: build claim sets, sign them, and parse-and-verify a token exactly once.
+
+Access and refresh tokens differ in three independent ways: the signing key (derived with
+another label), the ``typ`` header, and their claims. Verification pins the algorithm
+to HS256, refuses every header parameter we do not write ourselves (``jku``, ``jwk``,
+``x5u``, ``kid``...), and checks each claim's type before anything else reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from .config import Settings
+from .errors import (
+    RefreshTokenExpired,
+    RefreshTokenInvalid,
+    TokenExpired,
+    TokenInvalid,
+)
+from .keys import SigningKeys
+
+ALGORITHM = "HS256"
+ACCESS_TYP = "at+jwt"
+REFRESH_TYP = "rt+jwt"
+MAX_TOKEN_BYTES = 8 * 1024
+MAX_SUBJECT_CHARS = 256
+
+#: Claims the library owns; ``claims_loader`` may not set them.
+RESERVED_CLAIMS = frozenset(
+    {"sub", "role", "sid", "jti", "rti", "iat", "exp", "nbf", "iss", "aud", "typ", "kid"}
+)
+_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_id() -> str:
+    """A random 128-bit identifier for sessions and token ids."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A verified access token. ``rti`` is the id of the refresh token issued with it."""
+
+    sub: str
+    role: str
+    sid: str
+    jti: str
+    rti: str
+    exp: int
+    claims: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """A verified refresh token."""
+
+    sub: str
+    sid: str
+    jti: str
+    exp: int
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What the store keeps for a pair: unsigned claim templates and the times it chose.
+
+    Templates are JSON text without ``iat``/``exp``; signing the same grant twice gives
+    byte-identical tokens (HMAC is deterministic), which is how a grace-window replay
+    returns the very pair the first request got while Redis holds no bearer credential.
+    """
+
+    access_template: str
+    refresh_template: str
+    issued_at: int
+    access_exp: int
+    refresh_exp: int
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """A signed access/refresh pair, as returned by login, reissue and ``DualToken.issue``."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    refresh_expires_in: int
+    user_id: str
+    session_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body of a successful login or reissue."""
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_expires_in": self.refresh_expires_in,
+        }
+
+    def __repr__(self) -> str:  # keep tokens out of logs and tracebacks
+        return f"TokenPair(user_id={self.user_id!r}, session_id={self.session_id!r})"
+
+
+class TokenCodec:
+    """Signs and verifies the two token kinds of one app's settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._keys = SigningKeys.from_secret(settings.secret)
+        self._issuer = settings.issuer
+        self._audience = settings.audience
+        self._leeway = settings.leeway
+        self._jwt = jwt.PyJWT()
+        required = ["sub", "jti", "sid", "iat", "exp"]
+        if settings.issuer is not None:
+            required.append("iss")
+        if settings.audience is not None:
+            required.append("aud")
+        self._options_exp: dict[str, Any] = {"require": required, "verify_signature": True}
+        self._options_no_exp: dict[str, Any] = {**self._options_exp, "verify_exp": False}
+
+    # -- building -------------------------------------------------------------------------
+
+    def access_template(
+        self, *, sub: str, role: str, sid: str, jti: str, rti: str, extra: Mapping[str, Any]
+    ) -> str:
+        reserved = RESERVED_CLAIMS.intersection(extra)
+        if reserved:
+            raise ValueError(
+                f"claims_loader returned reserved claim(s) {sorted(reserved)}; "
+                "rename them, the library sets these itself"
+            )
+        claims: dict[str, Any] = {"sub": sub, "role": role, "sid": sid, "jti": jti, "rti": rti}
+        claims.update(self._registered())
+        claims.update(extra)
+        try:
+            return json.dumps(claims, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"claims_loader returned claims that are not JSON: {exc}") from exc
+
+    def refresh_template(self, *, sub: str, sid: str, jti: str) -> str:
+        claims: dict[str, Any] = {"sub": sub, "sid": sid, "jti": jti, **self._registered()}
+        return json.dumps(claims, separators=(",", ":"))
+
+    def _registered(self) -> dict[str, str]:
+        claims = {}
+        if self._issuer is not None:
+            claims["iss"] = self._issuer
+        if self._audience is not None:
+            claims["aud"] = self._audience
+        return claims
+
+    def sign(self, grant: Grant, *, user_id: str, session_id: str) -> TokenPair:
+        """Sign a grant; deterministic, so the same grant always yields the same pair."""
+        access = json.loads(grant.access_template)
+        access.update(iat=grant.issued_at, exp=grant.access_exp)
+        refresh = json.loads(grant.refresh_template)
+        refresh.update(iat=grant.issued_at, exp=grant.refresh_exp)
+        return TokenPair(
+            access_token=self._jwt.encode(
+                access, self._keys.access, algorithm=ALGORITHM, headers={"typ": ACCESS_TYP}
+            ),
+            refresh_token=self._jwt.encode(
+                refresh, self._keys.refresh, algorithm=ALGORITHM, headers={"typ": REFRESH_TYP}
+            ),
+            expires_in=grant.access_exp - grant.issued_at,
+            refresh_expires_in=grant.refresh_exp - grant.issued_at,
+            user_id=user_id,
+            session_id=session_id,
+        )
+
+    # -- verifying --------------------------------------------------------------------------
+
+    def decode_access(self, token: str, *, verify_exp: bool = True) -> AccessToken:
+        """Verify an access token; expiry is skipped only for reissue and logout."""
+        claims = self._decode(token, self._keys.access, ACCESS_TYP, verify_exp, TokenExpired)
+        role = claims.get("role")
+        rti = claims.get("rti")
+        if not isinstance(role, str) or not isinstance(rti, str) or not _ID.fullmatch(rti):
+            raise TokenInvalid("The access token is missing a required claim.")
+        return AccessToken(
+            sub=claims["sub"],
+            role=role,
+            sid=claims["sid"],
+            jti=claims["jti"],
+            rti=rti,
+            exp=claims["exp"],
+            claims=claims,
+        )
+
+    def decode_refresh(self, token: str, *, verify_exp: bool = True) -> RefreshToken:
+        try:
+            claims = self._decode(
+                token, self._keys.refresh, REFRESH_TYP, verify_exp, RefreshTokenExpired
+            )
+        except RefreshTokenExpired:
+            raise
+        except TokenInvalid:
+            raise RefreshTokenInvalid() from None
+        return RefreshToken(
+            sub=claims["sub"], sid=claims["sid"], jti=claims["jti"], exp=claims["exp"]
+        )
+
+    def _decode(
+        self,
+        token: str,
+        key: bytes,
+        typ: str,
+        verify_exp: bool,
+        expired: type[TokenInvalid],
+    ) -> dict[str, Any]:
+        if len(token) > MAX_TOKEN_BYTES or not token.isascii():
+            raise TokenInvalid()
+        try:
+            decoded = self._jwt.decode_complete(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                options=self._options_exp if verify_exp else self._options_no_exp,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+            )
+        except jwt.ExpiredSignatureError:
+            raise expired() from None
+        except (jwt.InvalidTokenError, ValueError, TypeError):
+            raise TokenInvalid() from None
+        header = decoded["header"]
+        # Exactly the header we write: a key hint (kid, jku, jwk, x5u, x5c) or crit from
+        # outside is never honoured, and typ keeps the two kinds apart.
+        if header.keys() != {"alg", "typ"} or header["typ"] != typ:
+            raise TokenInvalid()
+        claims: dict[str, Any] = decoded["payload"]
+        sub, sid, jti, exp = (claims.get(k) for k in ("sub", "sid", "jti", "exp"))
+        if (
+            not isinstance(sub, str)
+            or not 0 < len(sub) <= MAX_SUBJECT_CHARS
+            or not isinstance(sid, str)
+            or not _ID.fullmatch(sid)
+            or not isinstance(jti, str)
+            or not _ID.fullmatch(jti)
+            or isinstance(exp, bool)
+            or not isinstance(exp, int)
+        ):
+            raise TokenInvalid()
+        return claims

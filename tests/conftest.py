@@ -1,0 +1,303 @@
+"""Shared fixtures: app, client, store, users, clock; every store-backed test runs twice,
+on fakeredis and on a real redis-server that this suite starts on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+import time_machine
+from flask import Flask, Response
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from flask_dualtoken import DualToken, current_user, get_jwt, jwt_required
+from flask_dualtoken.extension import AppState, get_state
+from flask_dualtoken.store import SessionStore
+
+SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+FAST_HASH = "pbkdf2:sha256:1000"  # tests only: real apps keep werkzeug's default
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A redis-server process of the suite's own, on 127.0.0.1, without persistence."""
+
+    def __init__(self, binary: str, port: int) -> None:
+        self.binary = binary
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.dir = tempfile.mkdtemp(prefix="dualtoken-redis-")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        probe = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                probe.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.02)
+        probe.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        return redis.Redis(port=self.port, **kwargs)
+
+
+def _redis_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        reason = (
+            "redis-server is not installed, so the real-Redis half of the suite cannot run "
+            "(apt-get install redis-server)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the real-Redis tests: {reason}")
+        pytest.skip(reason)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(_redis_binary(), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis_server() -> Iterator[RedisServer]:
+    """A server this test may stop and restart."""
+    server = RedisServer(_redis_binary(), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.real_redis)])
+def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    if request.param == "fakeredis":
+        yield fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    client = server.client()
+    client.flushall()
+    client.script_flush()
+    yield client
+    client.close()
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+@dataclass
+class User:
+    id: int
+    username: str
+    password_hash: str
+    role: str = "user"
+    active: bool = True
+
+
+@dataclass
+class Users:
+    """An in-memory user table with call counters, wired to the extension's callbacks."""
+
+    by_id: dict[str, User] = field(default_factory=dict)
+    loads: int = 0
+    dummy_hash: str = field(default_factory=lambda: generate_password_hash("x", FAST_HASH))
+
+    def add(self, username: str, password: str = "correct horse", role: str = "user") -> User:
+        user = User(len(self.by_id) + 1, username, generate_password_hash(password, FAST_HASH), role)
+        self.by_id[str(user.id)] = user
+        return user
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        user = next((u for u in self.by_id.values() if u.username == username), None)
+        if user is None:
+            check_password_hash(self.dummy_hash, password)
+            return None
+        ok = check_password_hash(user.password_hash, password) and user.active
+        return user if ok else None
+
+    def load(self, user_id: str) -> User | None:
+        self.loads += 1
+        user = self.by_id.get(user_id)
+        return user if user is not None and user.active else None
+
+
+@pytest.fixture
+def users() -> Users:
+    table = Users()
+    table.add("alice", role="admin")
+    table.add("bob")
+    return table
+
+
+# -- apps ---------------------------------------------------------------------------------
+
+
+def add_test_routes(app: Flask) -> None:
+    @app.get("/me")
+    @jwt_required
+    def me() -> dict[str, Any]:
+        return {"id": current_user.id, "role": get_jwt()["role"]}
+
+    @app.route("/admin", methods=["GET", "OPTIONS"])
+    @jwt_required(roles=["admin"])
+    def admin() -> dict[str, Any]:
+        return {"ok": True}
+
+    @app.get("/optional")
+    @jwt_required(optional=True)
+    def optional() -> dict[str, Any]:
+        return {"user": current_user.username if current_user else None}
+
+    @app.get("/async")
+    @jwt_required
+    async def async_view() -> dict[str, Any]:
+        return {"id": current_user.id}
+
+
+@pytest.fixture
+def make_app(redis_client: redis.Redis, users: Users) -> Callable[..., Flask]:
+    def factory(**config: Any) -> Flask:
+        app = Flask("dualtoken_tests")
+        app.config.update(DUALTOKEN_SECRET_KEY=SECRET, DUALTOKEN_REDIS=redis_client)
+        app.config.update(config)
+        dualtoken = DualToken(app)
+        dualtoken.authenticate(users.authenticate)
+        dualtoken.user_loader(users.load)
+        app.extensions["dualtoken_object"] = dualtoken
+        add_test_routes(app)
+        return app
+
+    return factory
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def state(app: Flask) -> AppState:
+    return get_state(app)
+
+
+@pytest.fixture
+def store(state: AppState) -> SessionStore:
+    return state.store
+
+
+class Api:
+    """The HTTP calls a client of the blueprint makes."""
+
+    def __init__(self, app: Flask) -> None:
+        self.client = app.test_client()
+
+    def login(self, username: str = "alice", password: str = "correct horse") -> dict[str, Any]:
+        response = self.client.post("/auth/login", json={"username": username, "password": password})
+        assert response.status_code == 200, response.json
+        body: dict[str, Any] = response.json  # type: ignore[assignment]
+        return body
+
+    def reissue(self, pair: dict[str, Any]) -> Response:
+        return self.client.post(
+            "/auth/reissue",
+            headers=bearer(pair["access_token"]),
+            json={"refresh_token": pair["refresh_token"]},
+        )
+
+    def logout(self, pair: dict[str, Any]) -> Response:
+        return self.client.post(
+            "/auth/logout",
+            headers=bearer(pair["access_token"]),
+            json={"refresh_token": pair["refresh_token"]},
+        )
+
+    def get(self, path: str, access_token: str | None = None) -> Response:
+        headers = bearer(access_token) if access_token is not None else {}
+        return self.client.get(path, headers=headers)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def api(app: Flask) -> Api:
+    return Api(app)
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    return app.test_client()
+
+
+# -- time ---------------------------------------------------------------------------------
+
+
+class Clock:
+    """Moves time forward for both the app (PyJWT) and the store (Redis TIME).
+
+    On fakeredis both read the patched system clock; a real redis-server has its own
+    clock, so there the test really waits: keep the steps short.
+    """
+
+    def __init__(self, traveller: Any | None) -> None:
+        self._traveller = traveller
+
+    @property
+    def real(self) -> bool:
+        return self._traveller is None
+
+    def advance(self, seconds: float) -> None:
+        if self._traveller is None:
+            time.sleep(seconds)
+        else:
+            self._traveller.shift(seconds)
+
+
+@pytest.fixture
+def clock(redis_client: redis.Redis) -> Iterator[Clock]:
+    if isinstance(redis_client, fakeredis.FakeRedis):
+        with time_machine.travel(time.time(), tick=True) as traveller:
+            yield Clock(traveller)
+    else:
+        yield Clock(None)

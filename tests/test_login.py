@@ -1,0 +1,102 @@
+"""POST /auth/login: credentials in, a stored session and its token pair out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+import pytest
+from conftest import Api, Users
+
+from flask_dualtoken.store import SessionStore
+
+
+def test_login_returns_a_pair_that_must_not_be_cached(api: Api) -> None:
+    response = api.client.post("/auth/login", json={"username": "alice", "password": "correct horse"})
+    assert response.status_code == 200
+    body = response.json
+    assert set(body) == {
+        "access_token", "refresh_token", "token_type", "expires_in", "refresh_expires_in"
+    }
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 900
+    assert body["refresh_expires_in"] == 14 * 86400
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_access_token_carries_id_role_and_session(api: Api) -> None:
+    pair = api.login()
+    claims = jwt.decode(pair["access_token"], options={"verify_signature": False})
+    refresh = jwt.decode(pair["refresh_token"], options={"verify_signature": False})
+    assert claims["sub"] == "1" and claims["role"] == "admin"
+    assert claims["sid"] == refresh["sid"]
+    assert claims["rti"] == refresh["jti"], "the AT names the RT it was issued with"
+    assert claims["exp"] - claims["iat"] == 900
+    assert jwt.get_unverified_header(pair["access_token"]) == {"alg": "HS256", "typ": "at+jwt"}
+    assert jwt.get_unverified_header(pair["refresh_token"]) == {"alg": "HS256", "typ": "rt+jwt"}
+
+
+def test_login_stores_the_session_before_returning_it(api: Api, store: SessionStore) -> None:
+    pair = api.login()
+    refresh = jwt.decode(pair["refresh_token"], options={"verify_signature": False})
+    session = store.session("1", refresh["sid"])
+    assert session["uid"] == "1"
+    assert session["cur"] == refresh["jti"]
+    assert session["gen"] == "0"
+
+
+def test_each_login_is_a_new_session(api: Api) -> None:
+    first, second = api.login(), api.login()
+    sid = [jwt.decode(p["access_token"], options={"verify_signature": False})["sid"]
+           for p in (first, second)]
+    assert sid[0] != sid[1]
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(api: Api) -> None:
+    wrong = api.client.post("/auth/login", json={"username": "alice", "password": "nope"})
+    unknown = api.client.post("/auth/login", json={"username": "mallory", "password": "nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.data == unknown.data
+    assert wrong.json["error"] == "invalid_credentials"
+    assert "WWW-Authenticate" not in wrong.headers
+
+
+def test_a_disabled_user_cannot_log_in(api: Api, users: Users) -> None:
+    users.by_id["2"].active = False
+    response = api.client.post("/auth/login", json={"username": "bob", "password": "correct horse"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"data": "username=alice&password=x", "content_type": "application/x-www-form-urlencoded"},
+        {"data": "{not json", "content_type": "application/json"},
+        {"data": '{"username": "alice", "password": "x"}', "content_type": "text/plain"},
+        {"json": ["alice", "x"]},
+        {"json": "alice"},
+        {"json": {}},
+        {"json": {"username": "alice"}},
+        {"json": {"password": "x"}},
+        {"json": {"username": "", "password": "x"}},
+        {"json": {"username": 1, "password": "x"}},
+        {"json": {"username": "alice", "password": ["x"]}},
+        {"json": {"username": "alice", "password": None}},
+        {"json": {"username": "a" * 257, "password": "x"}},
+        {"json": {"username": "alice", "password": "x" * 1025}},
+        {},
+    ],
+)
+def test_a_malformed_login_is_400_invalid_request(api: Api, kwargs: dict[str, Any]) -> None:
+    response = api.client.post("/auth/login", **kwargs)
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_request"
+    assert response.json["message"]
+
+
+def test_an_oversized_body_is_413_json(api: Api) -> None:
+    response = api.client.post(
+        "/auth/login", json={"username": "alice", "password": "x", "pad": "y" * 20000}
+    )
+    assert response.status_code == 413
+    assert response.json["error"] == "request_too_large"

@@ -1,0 +1,175 @@
+"""@jwt_required and the request context: current_user, get_jwt, get_jwt_identity."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import jwt
+import pytest
+from conftest import Api, Clock, Users, bearer
+from flask import Flask
+
+from flask_dualtoken import get_jwt, get_jwt_identity, jwt_required
+
+
+def test_a_valid_token_reaches_the_view(api: Api) -> None:
+    pair = api.login()
+    response = api.get("/me", pair["access_token"])
+    assert response.status_code == 200
+    assert response.json == {"id": 1, "role": "admin"}
+
+
+def test_a_missing_token_is_401_token_missing_with_a_bearer_challenge(api: Api) -> None:
+    response = api.get("/me")
+    assert response.status_code == 401
+    assert response.json["error"] == "token_missing"
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response.headers["Content-Type"] == "application/json"
+
+
+def test_another_auth_scheme_counts_as_missing(api: Api) -> None:
+    response = api.client.get("/me", headers={"Authorization": "Basic YWxpY2U6eA=="})
+    assert response.json["error"] == "token_missing"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer", "Bearer ", "Bearer a b", "Bearer garbage", "Bearer a.b.c", "bearer ...",
+     "Bearer " + "A" * 9000, "Bearer ünïcode.tök.en"],
+)
+def test_a_bad_token_is_401_token_invalid(api: Api, header: str) -> None:
+    response = api.client.get("/me", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.json["error"] == "token_invalid"
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_an_oversized_but_well_signed_token_is_refused(api: Api, app: Flask, state) -> None:
+    pair = api.login()
+    claims = jwt.decode(pair["access_token"], options={"verify_signature": False})
+    claims["pad"] = "x" * 9000
+    big = jwt.encode(claims, state.codec._keys.access, headers={"typ": "at+jwt"})
+    assert api.get("/me", big).json["error"] == "token_invalid"
+
+
+def test_a_tampered_token_is_refused(api: Api) -> None:
+    header, payload, signature = api.login(username="bob")["access_token"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["role"] = "admin"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert api.get("/admin", f"{header}.{forged}.{signature}").json["error"] == "token_invalid"
+
+
+def test_a_refresh_token_is_not_an_access_token(api: Api) -> None:
+    pair = api.login()
+    response = api.get("/me", pair["refresh_token"])
+    assert response.status_code == 401
+    assert response.json["error"] == "token_invalid"
+
+
+def test_an_expired_token_is_401_token_expired(api: Api, clock: Clock, make_app) -> None:
+    api = Api(make_app(DUALTOKEN_ACCESS_EXPIRES=1))
+    pair = api.login()
+    assert api.get("/me", pair["access_token"]).status_code == 200
+    clock.advance(2.1)
+    response = api.get("/me", pair["access_token"])
+    assert response.status_code == 401
+    assert response.json["error"] == "token_expired"
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_leeway_accepts_a_token_just_past_expiry(clock: Clock, make_app) -> None:
+    api = Api(make_app(DUALTOKEN_ACCESS_EXPIRES=1, DUALTOKEN_LEEWAY=5))
+    pair = api.login()
+    clock.advance(2.1)
+    assert api.get("/me", pair["access_token"]).status_code == 200
+
+
+def test_a_wrong_role_is_403_insufficient_role(api: Api) -> None:
+    response = api.get("/admin", api.login(username="bob")["access_token"])
+    assert response.status_code == 403
+    assert response.json["error"] == "insufficient_role"
+    assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+    assert api.get("/admin", api.login()["access_token"]).status_code == 200
+
+
+def test_options_requests_pass_for_cors_preflight(api: Api) -> None:
+    assert api.client.options("/admin").status_code == 200
+
+
+def test_an_optional_route_without_a_token_sees_no_user(api: Api, users: Users) -> None:
+    response = api.get("/optional")
+    assert response.status_code == 200
+    assert response.json == {"user": None}
+    assert users.loads == 0
+
+
+def test_an_optional_route_with_a_token_sees_the_user(api: Api) -> None:
+    assert api.get("/optional", api.login()["access_token"]).json == {"user": "alice"}
+
+
+def test_an_optional_route_still_refuses_a_bad_token(api: Api) -> None:
+    assert api.get("/optional", "not-a-token").status_code == 401
+
+
+def test_async_views_work(api: Api) -> None:
+    assert api.get("/async", api.login()["access_token"]).json == {"id": 1}
+
+
+def test_current_user_is_loaded_lazily_and_at_most_once(app: Flask, api: Api, users: Users) -> None:
+    seen = []
+
+    @app.get("/twice")
+    @jwt_required
+    def twice() -> dict[str, str]:
+        from flask_dualtoken import current_user
+
+        seen.append(users.loads)
+        return {"a": current_user.username, "b": current_user.username}
+
+    @app.get("/claims-only")
+    @jwt_required
+    def claims_only() -> dict[str, str | None]:
+        return {"sub": get_jwt_identity(), "role": get_jwt()["role"]}
+
+    token = api.login()["access_token"]
+    before = users.loads
+    assert api.get("/claims-only", token).json == {"sub": "1", "role": "admin"}
+    assert users.loads == before, "no user_loader call when the view does not touch the user"
+    assert api.get("/twice", token).json == {"a": "alice", "b": "alice"}
+    assert users.loads == before + 1
+
+
+def test_a_user_gone_while_the_token_is_valid_is_401_user_unavailable(
+    api: Api, users: Users
+) -> None:
+    token = api.login()["access_token"]
+    del users.by_id["1"]
+    response = api.get("/me", token)
+    assert response.status_code == 401
+    assert response.json["error"] == "user_unavailable"
+
+
+def test_outside_a_protected_route_there_are_no_claims(app: Flask) -> None:
+    with app.test_request_context():
+        assert get_jwt() == {}
+        assert get_jwt_identity() is None
+
+
+def test_errors_need_no_app_error_handler(api: Api, app: Flask) -> None:
+    assert not app.error_handler_spec.get(None)
+    assert api.get("/me", "x").headers["Content-Type"] == "application/json"
+
+
+def test_errors_survive_an_app_that_handles_http_exceptions_itself(app: Flask, api: Api) -> None:
+    from werkzeug.exceptions import HTTPException
+
+    @app.errorhandler(HTTPException)
+    def generic(exc: HTTPException):  # the pattern Flask-RESTful-style apps use
+        return exc.get_response()
+
+    response = api.get("/me")
+    assert response.status_code == 401
+    assert response.json["error"] == "token_missing"
+
