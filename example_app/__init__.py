@@ -126,7 +126,11 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
     @app.get("/me")
     @jwt_required
     def me() -> dict[str, Any]:
-        return {"id": current_user.id, "username": current_user.username, "role": current_user.role}
+        return {
+            "id": current_user.id,
+            "username": current_user.username,
+            "role": current_user.role,
+        }
 
     @app.get("/admin")
     @jwt_required(roles=["admin"])

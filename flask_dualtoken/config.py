@@ -17,7 +17,7 @@ from redis import Redis
 
 MIN_SECRET_BYTES = 32
 GENERATE_SECRET_HINT = (
-    "generate one with: python -c \"import secrets; print(secrets.token_urlsafe(48))\""
+    'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'  # noqa: S105 - advice, not a secret
 )
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "memory"})
 
@@ -99,9 +99,7 @@ def _secret(value: Any, fallback: Any) -> bytes:
     if isinstance(value, str):
         value = value.encode("utf-8")
     if not isinstance(value, bytes):
-        raise ConfigError(
-            f"DUALTOKEN_SECRET_KEY must be str or bytes, not {type(value).__name__}"
-        )
+        raise ConfigError(f"DUALTOKEN_SECRET_KEY must be str or bytes, not {type(value).__name__}")
     if len(value) < MIN_SECRET_BYTES:
         raise ConfigError(
             f"DUALTOKEN_SECRET_KEY is {len(value)} bytes; at least {MIN_SECRET_BYTES} are "
@@ -147,7 +145,9 @@ def _redis_client(value: Any) -> Redis | None:
 
 
 def _url_prefix(value: Any) -> str:
-    if not isinstance(value, str) or (value and (not value.startswith("/") or value.endswith("/"))):
+    if not isinstance(value, str) or (
+        value and (not value.startswith("/") or value.endswith("/"))
+    ):
         raise ConfigError(
             "DUALTOKEN_URL_PREFIX must be a path like '/auth' (leading '/', no trailing '/'), "
             f"or '' for the root; got {value!r}"

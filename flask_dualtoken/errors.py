@@ -11,8 +11,6 @@ import json
 from typing import Any, ClassVar
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.sansio.response import Response as SansIOResponse
-from werkzeug.wrappers import Response
 
 
 class DualTokenError(HTTPException):
@@ -46,11 +44,6 @@ class DualTokenError(HTTPException):
 
     def get_body(self, environ: Any = None, scope: dict[str, Any] | None = None) -> str:
         return json.dumps({"error": self.error, "message": self.description})
-
-    def get_response(
-        self, environ: Any = None, scope: dict[str, Any] | None = None
-    ) -> SansIOResponse:
-        return Response(self.get_body(), self.code, self.get_headers(environ, scope))
 
 
 class InvalidRequest(DualTokenError):

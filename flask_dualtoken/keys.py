@@ -28,7 +28,9 @@ class SigningKeys:
 
     @classmethod
     def from_secret(cls, secret: bytes) -> SigningKeys:
-        return cls(access=derive_key(secret, ACCESS_LABEL), refresh=derive_key(secret, REFRESH_LABEL))
+        return cls(
+            access=derive_key(secret, ACCESS_LABEL), refresh=derive_key(secret, REFRESH_LABEL)
+        )
 
     def __repr__(self) -> str:  # never print key material
         return "SigningKeys(access=<hidden>, refresh=<hidden>)"

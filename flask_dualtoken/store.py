@@ -126,8 +126,15 @@ class SessionStore:
                 self._create,
                 self._keys(user_id, sid),
                 [
-                    user_id, sid, refresh_jti, access_template, refresh_template,
-                    self._access_ttl, self._idle_ttl, self._max_age, self._margin,
+                    user_id,
+                    sid,
+                    refresh_jti,
+                    access_template,
+                    refresh_template,
+                    self._access_ttl,
+                    self._idle_ttl,
+                    self._max_age,
+                    self._margin,
                 ],
             )
         )
@@ -148,8 +155,15 @@ class SessionStore:
                 self._rotate,
                 self._keys(user_id, sid),
                 [
-                    user_id, sid, presented_jti, new_refresh_jti, access_template,
-                    refresh_template, self._access_ttl, self._idle_ttl, self._grace_us,
+                    user_id,
+                    sid,
+                    presented_jti,
+                    new_refresh_jti,
+                    access_template,
+                    refresh_template,
+                    self._access_ttl,
+                    self._idle_ttl,
+                    self._grace_us,
                     self._margin,
                 ],
             )

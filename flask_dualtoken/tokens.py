@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from jwt.types import Options
 
 from .config import Settings
 from .errors import (
@@ -122,8 +123,8 @@ class TokenCodec:
             required.append("iss")
         if settings.audience is not None:
             required.append("aud")
-        self._options_exp: dict[str, Any] = {"require": required, "verify_signature": True}
-        self._options_no_exp: dict[str, Any] = {**self._options_exp, "verify_exp": False}
+        self._options_exp: Options = {"require": required, "verify_signature": True}
+        self._options_no_exp: Options = {**self._options_exp, "verify_exp": False}
 
     # -- building -------------------------------------------------------------------------
 

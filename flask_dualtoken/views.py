@@ -62,7 +62,7 @@ def _token_inputs() -> tuple[str, str]:
     if access is None or refresh is None:
         raise TokenMissing(
             "Send the access token as 'Authorization: Bearer <token>' and the refresh "
-            "token as JSON {\"refresh_token\": ...}."
+            'token as JSON {"refresh_token": ...}.'
         )
     return access, refresh
 
@@ -73,7 +73,7 @@ def login() -> Response:
     username = _text_field(body, "username", MAX_USERNAME_CHARS)
     password = _text_field(body, "password", MAX_PASSWORD_CHARS)
     if not username or password is None:
-        raise InvalidRequest("Send JSON {\"username\": ..., \"password\": ...}.")
+        raise InvalidRequest('Send JSON {"username": ..., "password": ...}.')
     state = get_state()
     user = state.authenticate(username, password)
     if user is None:

@@ -51,8 +51,17 @@ class RedisServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", self.dir,
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -143,7 +152,9 @@ class Users:
     dummy_hash: str = field(default_factory=lambda: generate_password_hash("x", FAST_HASH))
 
     def add(self, username: str, password: str = "correct horse", role: str = "user") -> User:
-        user = User(len(self.by_id) + 1, username, generate_password_hash(password, FAST_HASH), role)
+        user = User(
+            len(self.by_id) + 1, username, generate_password_hash(password, FAST_HASH), role
+        )
         self.by_id[str(user.id)] = user
         return user
 
@@ -194,18 +205,22 @@ def add_test_routes(app: Flask) -> None:
         return {"id": current_user.id}
 
 
+def build_app(redis_client: redis.Redis | None, users: Users, **config: Any) -> Flask:
+    app = Flask("dualtoken_tests")
+    app.config.update(DUALTOKEN_SECRET_KEY=SECRET, DUALTOKEN_REDIS=redis_client)
+    app.config.update(config)
+    dualtoken = DualToken(app)
+    dualtoken.authenticate(users.authenticate)
+    dualtoken.user_loader(users.load)
+    app.extensions["dualtoken_object"] = dualtoken
+    add_test_routes(app)
+    return app
+
+
 @pytest.fixture
 def make_app(redis_client: redis.Redis, users: Users) -> Callable[..., Flask]:
     def factory(**config: Any) -> Flask:
-        app = Flask("dualtoken_tests")
-        app.config.update(DUALTOKEN_SECRET_KEY=SECRET, DUALTOKEN_REDIS=redis_client)
-        app.config.update(config)
-        dualtoken = DualToken(app)
-        dualtoken.authenticate(users.authenticate)
-        dualtoken.user_loader(users.load)
-        app.extensions["dualtoken_object"] = dualtoken
-        add_test_routes(app)
-        return app
+        return build_app(redis_client, users, **config)
 
     return factory
 
@@ -232,7 +247,9 @@ class Api:
         self.client = app.test_client()
 
     def login(self, username: str = "alice", password: str = "correct horse") -> dict[str, Any]:
-        response = self.client.post("/auth/login", json={"username": username, "password": password})
+        response = self.client.post(
+            "/auth/login", json={"username": username, "password": password}
+        )
         assert response.status_code == 200, response.json
         body: dict[str, Any] = response.json  # type: ignore[assignment]
         return body

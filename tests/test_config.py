@@ -147,5 +147,8 @@ def test_clients_we_build_answer_an_outage_fast() -> None:
 
 def test_callbacks_missing_at_request_time_name_the_decorator() -> None:
     app = make(BASE)
-    with app.test_request_context(), pytest.raises(RuntimeError, match="@dualtoken.authenticate"):
+    with (
+        app.test_request_context(),
+        pytest.raises(RuntimeError, match=r"@dualtoken\.authenticate"),
+    ):
         get_state(app).authenticate("a", "b")

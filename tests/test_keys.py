@@ -71,7 +71,13 @@ def test_neither_token_verifies_under_the_other_key_or_the_raw_secret(api: Api) 
             assert not hmac.compare_digest(forged, b64url_decode(signature))
 
 
-def test_bytes_and_str_secrets_derive_the_same_keys() -> None:
-    assert SigningKeys.from_secret(SECRET.encode("utf-8")) == SigningKeys.from_secret(
-        "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz".encode()
+def test_str_and_bytes_secrets_derive_the_same_keys() -> None:
+    from flask_dualtoken.config import load_settings
+
+    as_str = load_settings({"DUALTOKEN_SECRET_KEY": "ключ-" + SECRET})
+    as_bytes = load_settings({"DUALTOKEN_SECRET_KEY": ("ключ-" + SECRET).encode("utf-8")})
+    assert as_str.secret == as_bytes.secret
+    assert (
+        SigningKeys.from_secret(as_str.secret).access
+        == hmac.new(("ключ-" + SECRET).encode("utf-8"), b"access", hashlib.sha256).digest()
     )

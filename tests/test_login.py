@@ -12,11 +12,17 @@ from flask_dualtoken.store import SessionStore
 
 
 def test_login_returns_a_pair_that_must_not_be_cached(api: Api) -> None:
-    response = api.client.post("/auth/login", json={"username": "alice", "password": "correct horse"})
+    response = api.client.post(
+        "/auth/login", json={"username": "alice", "password": "correct horse"}
+    )
     assert response.status_code == 200
     body = response.json
     assert set(body) == {
-        "access_token", "refresh_token", "token_type", "expires_in", "refresh_expires_in"
+        "access_token",
+        "refresh_token",
+        "token_type",
+        "expires_in",
+        "refresh_expires_in",
     }
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 900
@@ -47,8 +53,10 @@ def test_login_stores_the_session_before_returning_it(api: Api, store: SessionSt
 
 def test_each_login_is_a_new_session(api: Api) -> None:
     first, second = api.login(), api.login()
-    sid = [jwt.decode(p["access_token"], options={"verify_signature": False})["sid"]
-           for p in (first, second)]
+    sid = [
+        jwt.decode(p["access_token"], options={"verify_signature": False})["sid"]
+        for p in (first, second)
+    ]
     assert sid[0] != sid[1]
 
 
@@ -63,7 +71,9 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(api: Api) -> None:
 
 def test_a_disabled_user_cannot_log_in(api: Api, users: Users) -> None:
     users.by_id["2"].active = False
-    response = api.client.post("/auth/login", json={"username": "bob", "password": "correct horse"})
+    response = api.client.post(
+        "/auth/login", json={"username": "bob", "password": "correct horse"}
+    )
     assert response.status_code == 401
 
 

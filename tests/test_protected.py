@@ -7,7 +7,7 @@ import json
 
 import jwt
 import pytest
-from conftest import Api, Clock, Users, bearer
+from conftest import Api, Clock, Users
 from flask import Flask
 
 from flask_dualtoken import get_jwt, get_jwt_identity, jwt_required
@@ -35,8 +35,16 @@ def test_another_auth_scheme_counts_as_missing(api: Api) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    ["Bearer", "Bearer ", "Bearer a b", "Bearer garbage", "Bearer a.b.c", "bearer ...",
-     "Bearer " + "A" * 9000, "Bearer ünïcode.tök.en"],
+    [
+        "Bearer",
+        "Bearer ",
+        "Bearer a b",
+        "Bearer garbage",
+        "Bearer a.b.c",
+        "bearer ...",
+        "Bearer " + "A" * 9000,
+        "Bearer ünïcode.tök.en",
+    ],
 )
 def test_a_bad_token_is_401_token_invalid(api: Api, header: str) -> None:
     response = api.client.get("/me", headers={"Authorization": header})
@@ -117,7 +125,9 @@ def test_async_views_work(api: Api) -> None:
     assert api.get("/async", api.login()["access_token"]).json == {"id": 1}
 
 
-def test_current_user_is_loaded_lazily_and_at_most_once(app: Flask, api: Api, users: Users) -> None:
+def test_current_user_is_loaded_lazily_and_at_most_once(
+    app: Flask, api: Api, users: Users
+) -> None:
     seen = []
 
     @app.get("/twice")
@@ -172,4 +182,3 @@ def test_errors_survive_an_app_that_handles_http_exceptions_itself(app: Flask, a
     response = api.get("/me")
     assert response.status_code == 401
     assert response.json["error"] == "token_missing"
-

@@ -125,7 +125,9 @@ def test_a_tampered_refresh_token_is_refused(api: Api) -> None:
     pair = api.login()
     header, payload, signature = pair["refresh_token"].split(".")
     tampered = f"{header}.{payload}.{signature[::-1]}"
-    assert api.reissue({**pair, "refresh_token": tampered}).json["error"] == "refresh_token_invalid"
+    assert (
+        api.reissue({**pair, "refresh_token": tampered}).json["error"] == "refresh_token_invalid"
+    )
 
 
 def test_tokens_swapped_are_refused(api: Api) -> None:
@@ -138,8 +140,9 @@ def test_an_rt_alone_with_an_at_of_another_session_is_token_mismatch(
     api: Api, store: SessionStore
 ) -> None:
     first, second = api.login(), api.login()
-    response = api.reissue({"access_token": second["access_token"],
-                            "refresh_token": first["refresh_token"]})
+    response = api.reissue(
+        {"access_token": second["access_token"], "refresh_token": first["refresh_token"]}
+    )
     assert response.status_code == 401
     assert response.json["error"] == "token_mismatch"
     assert session_of(store, first)["gen"] == "0", "a refused request changes nothing"
@@ -149,8 +152,9 @@ def test_an_rt_alone_with_an_at_of_another_session_is_token_mismatch(
 
 def test_an_at_of_another_user_is_token_mismatch(api: Api) -> None:
     alice, bob = api.login(), api.login(username="bob")
-    response = api.reissue({"access_token": bob["access_token"],
-                            "refresh_token": alice["refresh_token"]})
+    response = api.reissue(
+        {"access_token": bob["access_token"], "refresh_token": alice["refresh_token"]}
+    )
     assert response.json["error"] == "token_mismatch"
 
 
@@ -217,8 +221,9 @@ def test_the_predecessor_after_grace_is_reuse_and_ends_the_session(
     def on_reuse(sender: Flask, **kw: str) -> None:
         fired.append(kw)
 
-    with signals.refresh_token_reused.connected_to(on_reuse, app), caplog.at_level(
-        logging.WARNING, logger="flask_dualtoken"
+    with (
+        signals.refresh_token_reused.connected_to(on_reuse, app),
+        caplog.at_level(logging.WARNING, logger="flask_dualtoken"),
     ):
         response = api.reissue(pair)
     assert response.status_code == 401
@@ -258,9 +263,7 @@ def test_an_older_generation_gets_no_grace(api: Api) -> None:
     assert api.reissue(gen2).json["error"] == "session_revoked"
 
 
-def test_the_grace_window_is_anchored_at_rotation_and_not_extended(
-    make_app, clock: Clock
-) -> None:
+def test_the_grace_window_is_anchored_at_rotation_and_not_extended(make_app, clock: Clock) -> None:
     api = Api(make_app(DUALTOKEN_REUSE_GRACE=2))
     pair = api.login()
     api.reissue(pair)

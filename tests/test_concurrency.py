@@ -1,0 +1,60 @@
+"""Many tabs refreshing at once with the same pair: exactly one rotation, one answer."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import jwt
+from conftest import Api, bearer
+from flask import Flask
+
+from flask_dualtoken.store import SessionStore
+
+THREADS = 50
+
+
+def reissue_in_parallel(app: Flask, pair: dict[str, Any]) -> list[tuple[int, bytes]]:
+    barrier = threading.Barrier(THREADS)
+    results: list[tuple[int, bytes]] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = client.post(
+            "/auth/reissue",
+            headers=bearer(pair["access_token"]),
+            json={"refresh_token": pair["refresh_token"]},
+        )
+        with lock:
+            results.append((response.status_code, response.data))
+
+    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_fifty_concurrent_reissues_rotate_once_and_all_get_the_same_pair(
+    app: Flask, api: Api, store: SessionStore
+) -> None:
+    pair = api.login()
+    results = reissue_in_parallel(app, pair)
+    assert len(results) == THREADS
+    assert {status for status, _ in results} == {200}
+    assert len({body for _, body in results}) == 1, "every response is the same new pair"
+    c = jwt.decode(pair["refresh_token"], options={"verify_signature": False})
+    assert store.session(c["sub"], c["sid"])["gen"] == "1"
+
+
+def test_without_grace_concurrent_reissues_end_the_session(make_app: Any) -> None:
+    app = make_app(DUALTOKEN_REUSE_GRACE=0)
+    api = Api(app)
+    pair = api.login()
+    results = reissue_in_parallel(app, pair)
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(200) == 1
+    assert statuses.count(401) == THREADS - 1

@@ -1,0 +1,198 @@
+"""The example app, end to end: what a new user does after reading the README."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import time_machine
+from conftest import RedisServer, bearer, free_port
+from flask import Flask
+
+from example_app import create_app
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Flask:
+    app = create_app({"TESTING": True}, instance_path=str(tmp_path / "instance"))
+    assert "Created demo users" in capsys.readouterr().out
+    return app
+
+
+def login(client: Any, username: str, password: str) -> dict[str, Any]:
+    response = client.post("/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.json
+    body: dict[str, Any] = response.json
+    return body
+
+
+def test_the_readme_walkthrough(example: Flask) -> None:
+    client = example.test_client()
+    with time_machine.travel(time.time(), tick=True) as clock:
+        pair = login(client, "alice", "alice-password")
+        me = client.get("/me", headers=bearer(pair["access_token"]))
+        assert me.json == {"id": 1, "username": "alice", "role": "admin"}
+        clock.shift(901)  # wait out the access token
+        assert client.get("/me", headers=bearer(pair["access_token"])).json["error"] == (
+            "token_expired"
+        )
+        new = client.post(
+            "/auth/reissue",
+            headers=bearer(pair["access_token"]),
+            json={"refresh_token": pair["refresh_token"]},
+        )
+        assert new.status_code == 200
+        assert client.get("/me", headers=bearer(new.json["access_token"])).status_code == 200
+        clock.shift(31)  # past the grace window: the old refresh token is refused
+        old = client.post(
+            "/auth/reissue",
+            headers=bearer(pair["access_token"]),
+            json={"refresh_token": pair["refresh_token"]},
+        )
+        assert old.status_code == 401
+        assert old.json["error"] == "refresh_token_reused"
+
+
+def test_admin_route_needs_the_admin_role(example: Flask) -> None:
+    client = example.test_client()
+    alice = login(client, "alice", "alice-password")
+    bob = login(client, "bob", "bob-password")
+    assert client.get("/admin", headers=bearer(alice["access_token"])).status_code == 200
+    assert client.get("/admin", headers=bearer(bob["access_token"])).json["error"] == (
+        "insufficient_role"
+    )
+    assert client.get("/me", headers=bearer(bob["access_token"])).json["role"] == "user"
+
+
+def test_unknown_user_and_wrong_password_look_alike(example: Flask) -> None:
+    client = example.test_client()
+    wrong = client.post("/auth/login", json={"username": "alice", "password": "x"})
+    unknown = client.post("/auth/login", json={"username": "nobody", "password": "x"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.data == unknown.data
+
+
+def test_create_user_command(example: Flask) -> None:
+    runner = example.test_cli_runner()
+    result = runner.invoke(args=["create-user", "carol", "--role", "editor", "--password", "pw-1"])
+    assert result.exit_code == 0, result.output
+    assert "carol" in result.output
+    pair = login(example.test_client(), "carol", "pw-1")
+    me = example.test_client().get("/me", headers=bearer(pair["access_token"]))
+    assert me.json["role"] == "editor"
+    again = runner.invoke(args=["create-user", "carol", "--password", "pw-1"])
+    assert again.exit_code != 0
+    assert "already exists" in again.output
+
+
+def test_create_user_prompts_for_the_password(example: Flask) -> None:
+    result = example.test_cli_runner().invoke(args=["create-user", "dave"], input="pw-2\npw-2\n")
+    assert result.exit_code == 0, result.output
+    login(example.test_client(), "dave", "pw-2")
+
+
+def test_a_disabled_user_is_cut_off_at_reissue(example: Flask) -> None:
+    from example_app import User, db
+
+    client = example.test_client()
+    pair = login(client, "bob", "bob-password")
+    with example.app_context():
+        db.session.get(User, 2).active = False
+        db.session.commit()
+    response = client.post(
+        "/auth/reissue",
+        headers=bearer(pair["access_token"]),
+        json={"refresh_token": pair["refresh_token"]},
+    )
+    assert response.json["error"] == "user_unavailable"
+    assert (
+        client.post(
+            "/auth/login", json={"username": "bob", "password": "bob-password"}
+        ).status_code
+        == 401
+    )
+
+
+def test_the_generated_secret_is_stable_across_restarts(tmp_path: Path) -> None:
+    instance = str(tmp_path / "instance")
+    first = create_app(instance_path=instance)
+    second = create_app(instance_path=instance)
+    secret = first.extensions["dualtoken"].settings.secret
+    assert secret == second.extensions["dualtoken"].settings.secret
+    assert len(secret) >= 32
+    assert (tmp_path / "instance" / "dualtoken-secret").stat().st_mode & 0o077 == 0
+
+
+def test_settings_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASK_DUALTOKEN_ACCESS_EXPIRES", "60")
+    monkeypatch.setenv("FLASK_DUALTOKEN_SECRET_KEY", "e" * 40)
+    app = create_app(instance_path=str(tmp_path / "instance"))
+    settings = app.extensions["dualtoken"].settings
+    assert settings.access_expires == 60
+    assert settings.secret == b"e" * 40
+
+
+@pytest.mark.real_redis
+def test_a_real_redis_is_one_environment_variable_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    monkeypatch.setenv("FLASK_DUALTOKEN_REDIS_URL", redis_server.url)
+    app = create_app(instance_path=str(tmp_path / "instance"))
+    client = app.test_client()
+    login(client, "alice", "alice-password")
+    app.extensions["dualtoken"].store.client.close()
+    with redis.Redis.from_url(redis_server.url) as direct:
+        assert direct.keys("dualtoken:*")
+
+
+def test_flask_run_serves_the_example(tmp_path: Path) -> None:
+    """The README's command, for real: `flask --app example_app run`, then log in over HTTP."""
+    import json
+    import urllib.request
+
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "example_app", work / "example_app")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("FLASK_DUALTOKEN_REDIS_URL", None)
+    flask = [sys.executable, "-m", "flask", "--app", "example_app", "run", "--port", str(port)]
+    process = subprocess.Popen(
+        flask, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("flask run did not start")
+                time.sleep(0.1)
+        request = urllib.request.Request(
+            url + "/auth/login",
+            data=json.dumps({"username": "alice", "password": "alice-password"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            pair = json.load(response)
+        me = urllib.request.Request(url + "/me", headers=bearer(pair["access_token"]))
+        with urllib.request.urlopen(me, timeout=5) as response:
+            assert json.load(response)["username"] == "alice"
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0].decode()
+    assert "Created demo users" in output
+    assert (work / "instance" / "dualtoken-secret").exists()

@@ -1,0 +1,65 @@
+"""Redis down: 503 store_unavailable, nothing issued; recovery when it comes back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Api, RedisServer, Users, build_app
+from flask import Flask
+
+pytestmark = pytest.mark.real_redis
+
+
+@pytest.fixture
+def outage_app(own_redis_server: RedisServer, users: Users) -> Iterator[Flask]:
+    # A client built from the URL, with the library's own timeouts and retry policy.
+    app = build_app(None, users, DUALTOKEN_REDIS=None, DUALTOKEN_REDIS_URL=own_redis_server.url)
+    yield app
+    app.extensions["dualtoken"].store.client.close()
+
+
+def assert_unavailable(response: Any) -> None:
+    assert response.status_code == 503
+    assert response.json["error"] == "store_unavailable"
+    assert response.headers["Retry-After"] == "1"
+    assert b"token" not in response.data.replace(b"store_unavailable", b"")
+
+
+def test_with_redis_down_nothing_is_issued(outage_app: Any, own_redis_server: RedisServer) -> None:
+    api = Api(outage_app)
+    pair = api.login()
+    own_redis_server.stop()
+    assert_unavailable(
+        api.client.post("/auth/login", json={"username": "alice", "password": "correct horse"})
+    )
+    assert_unavailable(api.reissue(pair))
+    assert_unavailable(api.logout(pair))
+    # Access tokens are stateless: protected routes keep working until they expire.
+    assert api.get("/me", pair["access_token"]).status_code == 200
+
+
+def test_service_recovers_when_redis_returns(
+    outage_app: Any, own_redis_server: RedisServer
+) -> None:
+    api = Api(outage_app)
+    pair = api.login()
+    own_redis_server.stop()
+    assert_unavailable(api.reissue(pair))
+    own_redis_server.start()  # same port, empty, no scripts loaded
+    # The restarted server lost the session (no persistence here): refused, not a 500.
+    assert api.reissue(pair).json["error"] == "refresh_token_invalid"
+    fresh = api.login()
+    assert api.reissue(fresh).status_code == 200
+
+
+def test_a_script_error_is_a_503_not_a_500(outage_app: Any, own_redis_server: RedisServer) -> None:
+    api = Api(outage_app)
+    pair = api.login()
+    # Break the session hash: the script's HMGET now hits a wrong-type key.
+    with own_redis_server.client() as client:
+        for key in client.scan_iter("*:s:*"):
+            client.delete(key)
+            client.set(key, "not a hash")
+    assert_unavailable(api.reissue(pair))

@@ -1,0 +1,55 @@
+"""POST /auth/logout: a bound pair ends its session; expiry does not matter; idempotent."""
+
+from __future__ import annotations
+
+import jwt
+from conftest import Api, Clock
+
+from flask_dualtoken.store import SessionStore
+
+
+def test_logout_is_204_and_ends_the_session(api: Api, store: SessionStore) -> None:
+    pair = api.login()
+    response = api.logout(pair)
+    assert response.status_code == 204
+    assert response.data == b""
+    assert api.reissue(pair).json["error"] == "session_revoked"
+    c = jwt.decode(pair["refresh_token"], options={"verify_signature": False})
+    assert store.session(c["sub"], c["sid"])["revoked"] == "logout"
+    assert c["sid"].encode() not in store.client.zrange(store.index_key("1"), 0, -1)
+
+
+def test_logout_twice_is_204_both_times(api: Api) -> None:
+    pair = api.login()
+    assert api.logout(pair).status_code == 204
+    assert api.logout(pair).status_code == 204
+
+
+def test_logout_works_with_expired_tokens(make_app, clock: Clock) -> None:
+    api = Api(make_app(DUALTOKEN_ACCESS_EXPIRES=1, DUALTOKEN_REFRESH_EXPIRES=2))
+    pair = api.login()
+    clock.advance(2.1)
+    assert api.logout(pair).status_code == 204
+
+
+def test_logout_leaves_other_sessions_alive(api: Api) -> None:
+    first, second = api.login(), api.login()
+    api.logout(first)
+    assert api.reissue(second).status_code == 200
+
+
+def test_logout_checks_signatures_and_binding(api: Api) -> None:
+    first, second = api.login(), api.login()
+    mixed = {"access_token": first["access_token"], "refresh_token": second["refresh_token"]}
+    assert api.logout(mixed).json["error"] == "token_mismatch"
+    assert api.logout({**first, "refresh_token": "x.y.z"}).json["error"] == "refresh_token_invalid"
+    assert api.logout({**first, "access_token": "x.y.z"}).json["error"] == "token_invalid"
+    assert api.reissue(first).status_code == 200
+    assert api.reissue(second).status_code == 200
+
+
+def test_the_access_token_stays_valid_until_it_expires_after_logout(api: Api) -> None:
+    # Documented trade-off: access tokens are stateless (strict mode is a later feature).
+    pair = api.login()
+    api.logout(pair)
+    assert api.get("/me", pair["access_token"]).status_code == 200

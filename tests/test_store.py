@@ -1,0 +1,170 @@
+"""The Redis layout and its guarantees (sessions.md 1-3, 6, 9, 10)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import fakeredis
+import jwt
+import pytest
+import redis
+import time_machine
+from conftest import SECRET, Api, Users, bearer, build_app
+from flask import Flask
+from redis.crc import key_slot
+
+from flask_dualtoken.store import SessionStore, user_tag
+
+
+def all_stored_strings(client: redis.Redis) -> list[str]:
+    values: list[str] = []
+    for key in client.scan_iter("*"):
+        values.append(key.decode())
+        kind = client.type(key).decode()
+        if kind == "hash":
+            for field, value in client.hgetall(key).items():
+                values += [field.decode(), value.decode()]
+        elif kind == "zset":
+            values += [member.decode() for member in client.zrange(key, 0, -1)]
+        else:
+            pytest.fail(f"unexpected key type {kind} for {key!r}")
+    return values
+
+
+def test_nothing_stored_is_a_bearer_credential(api: Api, store: SessionStore) -> None:
+    first = api.login()
+    second = api.reissue(first).json
+    stored = all_stored_strings(store.client)
+    assert stored
+    for pair in (first, second):
+        for name in ("access_token", "refresh_token"):
+            token = pair[name]
+            head_and_body, _, signature = token.rpartition(".")
+            assert all(signature not in value for value in stored)
+            assert all(head_and_body not in value for value in stored)
+    # And nothing read from Redis passes as a token.
+    for value in stored:
+        assert api.get("/me", value).status_code == 401
+        response = api.reissue({"access_token": second["access_token"], "refresh_token": value})
+        assert response.status_code == 401
+
+
+WEIRD_IDS = ["{alice}", "}{", "a:b:c", "ユーザー", "user with spaces", "{", "x" * 200]
+
+
+@pytest.mark.parametrize("user_id", WEIRD_IDS)
+def test_every_key_of_a_user_shares_one_hash_tag_and_slot(
+    make_app: Any, users: Users, user_id: str
+) -> None:
+    app = make_app()
+    dualtoken = app.extensions["dualtoken_object"]
+    dualtoken.identity_loader(lambda u: user_id)
+    users.by_id[user_id] = users.by_id["1"]
+    api = Api(app)
+    pair = api.login()
+    api.reissue(pair)
+    api.login()
+    store: SessionStore = app.extensions["dualtoken"].store
+    keys = [k.decode() for k in store.client.scan_iter("*")]
+    assert len(keys) == 3  # two sessions and the index
+    tag = user_tag(user_id)
+    assert all(k.startswith(f"dualtoken:{tag}:") for k in keys)
+    assert tag.count("{") == 1 and tag.count("}") == 1
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+
+
+def test_different_users_get_different_tags() -> None:
+    tags = {user_tag(u) for u in [*WEIRD_IDS, "1", "2", "10"]}
+    assert len(tags) == len(WEIRD_IDS) + 3
+
+
+def test_the_key_prefix_namespaces_every_key(make_app: Any) -> None:
+    app = make_app(DUALTOKEN_KEY_PREFIX="myapp:auth")
+    Api(app).login()
+    client = app.extensions["dualtoken"].store.client
+    assert all(k.startswith(b"myapp:auth:{") for k in client.scan_iter("*"))
+
+
+def test_scripts_reload_themselves_after_a_script_flush(api: Api, store: SessionStore) -> None:
+    pair = api.login()
+    store.client.script_flush()
+    assert api.reissue(pair).status_code == 200
+    store.client.script_flush()
+    assert api.login()["token_type"] == "Bearer"
+
+
+@pytest.mark.real_redis
+def test_token_times_come_from_the_redis_clock(redis_server: Any, users: Users) -> None:
+    client = redis_server.client()
+    app = Flask("clock")
+    app.config.update(DUALTOKEN_SECRET_KEY=SECRET, DUALTOKEN_REDIS=client)
+    from flask_dualtoken import DualToken
+
+    dualtoken = DualToken(app)
+    dualtoken.authenticate(users.authenticate)
+    # This app server's clock is an hour ahead; the real Redis is not.
+    with time_machine.travel(time.time() + 3600, tick=True):
+        response = app.test_client().post(
+            "/auth/login", json={"username": "alice", "password": "correct horse"}
+        )
+    iat = jwt.decode(response.json["access_token"], options={"verify_signature": False})["iat"]
+    assert abs(iat - client.time()[0]) <= 2
+    client.close()
+
+
+def test_the_grace_window_is_half_open_to_the_microsecond(users: Users) -> None:
+    # Only fakeredis lets a test stop the store's clock at an exact microsecond.
+    app = build_app(fakeredis.FakeRedis(), users, DUALTOKEN_REUSE_GRACE=2)
+    api = Api(app)
+    start = 1_900_000_000.0
+    with time_machine.travel(start, tick=False) as traveller:
+        pair = api.login()
+        api.reissue(pair)  # rotation at exactly `start`
+        traveller.move_to(start + 1.999999)
+        assert api.reissue(pair).status_code == 200
+        traveller.move_to(start + 2.0)
+        assert api.reissue(pair).json["error"] == "refresh_token_reused"
+
+
+def test_a_revoked_session_keeps_its_mark_until_the_refresh_token_would_expire(
+    api: Api, store: SessionStore
+) -> None:
+    pair = api.login()
+    c = jwt.decode(pair["refresh_token"], options={"verify_signature": False})
+    key = store.session_key(c["sub"], c["sid"])
+    before = store.client.ttl(key)
+    api.logout(pair)
+    assert store.client.hget(key, "revoked") == b"logout"
+    assert abs(store.client.ttl(key) - before) <= 2
+    assert store.client.hget(key, "at") is None, "no claim templates kept after revocation"
+
+
+def test_the_user_index_lists_live_sessions_and_prunes_dead_ones(
+    make_app: Any, clock: Any
+) -> None:
+    app = make_app(DUALTOKEN_SESSION_MAX_AGE=1, DUALTOKEN_REFRESH_EXPIRES=1)
+    api = Api(app)
+    store: SessionStore = app.extensions["dualtoken"].store
+    api.login()
+    clock.advance(1.1)
+    pair = api.login()
+    sid = jwt.decode(pair["access_token"], options={"verify_signature": False})["sid"]
+    assert store.client.zrange(store.index_key("1"), 0, -1) == [sid.encode()]
+
+
+def test_tokens_are_refused_without_a_redis_call_when_the_signature_fails(
+    api: Api, store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = api.login()
+    calls: list[Any] = []
+    monkeypatch.setattr(store, "_run", lambda *a: calls.append(a))
+    forged = pair["refresh_token"][:-4] + "AAAA"
+    assert api.reissue({**pair, "refresh_token": forged}).status_code == 401
+    assert (
+        api.client.post(
+            "/auth/logout", headers=bearer(pair["access_token"]), json={"refresh_token": forged}
+        ).status_code
+        == 401
+    )
+    assert calls == []
