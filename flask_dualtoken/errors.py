@@ -58,6 +58,17 @@ class RequestTooLarge(DualTokenError):
     description = "The request body is too large."
 
 
+class MethodNotAllowed(DualTokenError):
+    code = 405
+    error = "method_not_allowed"
+    description = "This endpoint only accepts POST."
+
+    def get_headers(
+        self, environ: Any = None, scope: dict[str, Any] | None = None
+    ) -> list[tuple[str, str]]:
+        return [*super().get_headers(environ, scope), ("Allow", "POST, OPTIONS")]
+
+
 class InvalidCredentials(DualTokenError):
     code = 401
     error = "invalid_credentials"

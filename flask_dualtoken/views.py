@@ -9,7 +9,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import sessions, signals
 from .decorators import bearer_token
-from .errors import InvalidCredentials, InvalidRequest, RequestTooLarge, TokenMissing
+from .errors import (
+    InvalidCredentials,
+    InvalidRequest,
+    MethodNotAllowed,
+    RequestTooLarge,
+    TokenMissing,
+)
 from .extension import get_state
 from .tokens import TokenPair
 
@@ -95,3 +101,15 @@ def logout() -> tuple[str, int]:
     access, refresh = _token_inputs()
     sessions.logout(get_state(), access, refresh)
     return "", 204
+
+
+# Flask answers a wrong method with an HTML 405 before any blueprint handler could run;
+# claiming the other methods here keeps every answer of these routes JSON.
+_OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE"]
+
+
+@blueprint.route("/login", methods=_OTHER_METHODS, endpoint="login_other")
+@blueprint.route("/reissue", methods=_OTHER_METHODS, endpoint="reissue_other")
+@blueprint.route("/logout", methods=_OTHER_METHODS, endpoint="logout_other")
+def method_not_allowed() -> Response:
+    raise MethodNotAllowed()

@@ -3,6 +3,7 @@ on fakeredis and on a real redis-server that this suite starts on a loopback por
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -303,6 +304,16 @@ class Clock:
     @property
     def real(self) -> bool:
         return self._traveller is None
+
+    def align(self) -> None:
+        """Move to just past a whole second: token times are whole seconds, so a test that
+        counts in seconds must not start a hair before a second boundary."""
+        now = time.time()
+        target = math.floor(now) + 1.05
+        if self._traveller is None:
+            time.sleep(target - now)
+        else:
+            self._traveller.move_to(target)
 
     def advance(self, seconds: float) -> None:
         if self._traveller is None:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,31 @@ import time_machine
 from conftest import RedisServer, bearer, free_port
 from flask import Flask
 
-from example_app import create_app
+from example_app import User, create_app, db
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Flask:
-    app = create_app({"TESTING": True}, instance_path=str(tmp_path / "instance"))
+def make_example(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Example apps on a temporary instance folder, their database connections closed after."""
+    apps: list[Flask] = []
+
+    def factory(config: dict[str, Any] | None = None) -> Flask:
+        app = create_app({"TESTING": True, **(config or {})}, str(tmp_path / "instance"))
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+        app.extensions["dualtoken"].store.client.close()
+
+
+@pytest.fixture
+def example(make_example: Callable[..., Flask], capsys: pytest.CaptureFixture[str]) -> Flask:
+    app = make_example()
     assert "Created demo users" in capsys.readouterr().out
     return app
 
@@ -101,8 +119,6 @@ def test_create_user_prompts_for_the_password(example: Flask) -> None:
 
 
 def test_a_disabled_user_is_cut_off_at_reissue(example: Flask) -> None:
-    from example_app import User, db
-
     client = example.test_client()
     pair = login(client, "bob", "bob-password")
     with example.app_context():
@@ -122,10 +138,11 @@ def test_a_disabled_user_is_cut_off_at_reissue(example: Flask) -> None:
     )
 
 
-def test_the_generated_secret_is_stable_across_restarts(tmp_path: Path) -> None:
-    instance = str(tmp_path / "instance")
-    first = create_app(instance_path=instance)
-    second = create_app(instance_path=instance)
+def test_the_generated_secret_is_stable_across_restarts(
+    tmp_path: Path, make_example: Callable[..., Flask]
+) -> None:
+    first = make_example()
+    second = make_example()
     secret = first.extensions["dualtoken"].settings.secret
     assert secret == second.extensions["dualtoken"].settings.secret
     assert len(secret) >= 32
@@ -133,11 +150,11 @@ def test_the_generated_secret_is_stable_across_restarts(tmp_path: Path) -> None:
 
 
 def test_settings_come_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_example: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLASK_DUALTOKEN_ACCESS_EXPIRES", "60")
     monkeypatch.setenv("FLASK_DUALTOKEN_SECRET_KEY", "e" * 40)
-    app = create_app(instance_path=str(tmp_path / "instance"))
+    app = make_example()
     settings = app.extensions["dualtoken"].settings
     assert settings.access_expires == 60
     assert settings.secret == b"e" * 40
@@ -145,13 +162,11 @@ def test_settings_come_from_the_environment(
 
 @pytest.mark.real_redis
 def test_a_real_redis_is_one_environment_variable_away(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+    make_example: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
 ) -> None:
     monkeypatch.setenv("FLASK_DUALTOKEN_REDIS_URL", redis_server.url)
-    app = create_app(instance_path=str(tmp_path / "instance"))
-    client = app.test_client()
-    login(client, "alice", "alice-password")
-    app.extensions["dualtoken"].store.client.close()
+    app = make_example()
+    login(app.test_client(), "alice", "alice-password")
     with redis.Redis.from_url(redis_server.url) as direct:
         assert direct.keys("dualtoken:*")
 

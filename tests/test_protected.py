@@ -78,6 +78,7 @@ def test_a_refresh_token_is_not_an_access_token(api: Api) -> None:
 
 def test_an_expired_token_is_401_token_expired(api: Api, clock: Clock, make_app) -> None:
     api = Api(make_app(DUALTOKEN_ACCESS_EXPIRES=1))
+    clock.align()
     pair = api.login()
     assert api.get("/me", pair["access_token"]).status_code == 200
     clock.advance(2.1)

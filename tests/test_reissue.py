@@ -286,6 +286,10 @@ def test_revocation_is_final_even_within_grace(api: Api, state: AppState) -> Non
 
 def test_an_expired_refresh_token_is_refresh_token_expired(make_app, clock: Clock) -> None:
     api = Api(make_app(DUALTOKEN_ACCESS_EXPIRES=1, DUALTOKEN_REFRESH_EXPIRES=2))
+    clock.align()
+    pair = api.login()
+    clock.advance(1.5)
+    assert api.reissue(pair).status_code == 200, "still inside the idle lifetime"
     pair = api.login()
     clock.advance(2.1)
     response = api.reissue(pair)
@@ -298,18 +302,18 @@ def test_rotation_never_extends_the_absolute_session_lifetime(
 ) -> None:
     api = Api(
         make_app(
-            DUALTOKEN_ACCESS_EXPIRES=1, DUALTOKEN_REFRESH_EXPIRES=2, DUALTOKEN_SESSION_MAX_AGE=3
+            DUALTOKEN_ACCESS_EXPIRES=1, DUALTOKEN_REFRESH_EXPIRES=3, DUALTOKEN_SESSION_MAX_AGE=4
         )
     )
-    pair = api.login()
+    clock.align()
+    pair = api.login()  # at s0 + 0.05: the session ends at s0 + 4
     end = int(session_of(store, pair)["abs_end"])
-    clock.advance(1.1)
-    pair = api.reissue(pair).json
-    assert claims(pair["refresh_token"])["exp"] <= end
-    clock.advance(1.1)
-    pair = api.reissue(pair).json  # idle lifetime renewed, capped at the absolute end
+    assert end == claims(pair["refresh_token"])["iat"] + 4
+    clock.advance(2)
+    pair = api.reissue(pair).json  # idle lifetime would give s0 + 5; capped at the end
+    assert claims(pair["refresh_token"])["iat"] + 3 > end
     assert claims(pair["refresh_token"])["exp"] == end
-    clock.advance(1.1)
+    clock.advance(2)  # s0 + 4.05: past the absolute end
     assert api.reissue(pair).json["error"] == "refresh_token_expired"
 
 
