@@ -21,6 +21,8 @@ class DualTokenError(HTTPException):
     description: str | None = "The request is invalid."
     #: RFC 6750 error code for the WWW-Authenticate header; None sends no such header.
     bearer_error: ClassVar[str | None] = None
+    #: Headers this error always carries (Allow, Retry-After...).
+    extra_headers: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(description=message)
@@ -29,6 +31,7 @@ class DualTokenError(HTTPException):
         self, environ: Any = None, scope: dict[str, Any] | None = None
     ) -> list[tuple[str, str]]:
         headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+        headers.extend(self.extra_headers)
         challenge = self.www_authenticate_value()
         if challenge is not None:
             headers.append(("WWW-Authenticate", challenge))
@@ -62,11 +65,7 @@ class MethodNotAllowed(DualTokenError):
     code = 405
     error = "method_not_allowed"
     description = "This endpoint only accepts POST."
-
-    def get_headers(
-        self, environ: Any = None, scope: dict[str, Any] | None = None
-    ) -> list[tuple[str, str]]:
-        return [*super().get_headers(environ, scope), ("Allow", "POST, OPTIONS")]
+    extra_headers = (("Allow", "POST, OPTIONS"),)
 
 
 class InvalidCredentials(DualTokenError):
@@ -137,8 +136,4 @@ class StoreUnavailable(DualTokenError):
     code = 503
     error = "store_unavailable"
     description = "The session store is unavailable; try again shortly."
-
-    def get_headers(
-        self, environ: Any = None, scope: dict[str, Any] | None = None
-    ) -> list[tuple[str, str]]:
-        return [*super().get_headers(environ, scope), ("Retry-After", "1")]
+    extra_headers = (("Retry-After", "1"),)
