@@ -34,6 +34,11 @@ _DEFAULTS: dict[str, Any] = {
     "DUALTOKEN_ISSUER": None,
     "DUALTOKEN_AUDIENCE": None,
     "DUALTOKEN_LEEWAY": 0,
+    "DUALTOKEN_VERIFY_SESSION": False,
+    "DUALTOKEN_LOGIN_MAX_ATTEMPTS": 5,
+    "DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": 50,
+    "DUALTOKEN_LOGIN_WINDOW": 300,
+    "DUALTOKEN_PREVIOUS_SECRET_KEYS": (),
 }
 KNOWN_KEYS = frozenset(_DEFAULTS)
 
@@ -58,6 +63,12 @@ class Settings:
     issuer: str | None
     audience: str | None
     leeway: int
+    verify_session: bool
+    login_max_attempts: int
+    login_max_attempts_per_address: int
+    login_window: int
+    #: Verify-only secrets of earlier generations, newest first.
+    previous_secrets: tuple[bytes, ...]
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:
@@ -85,26 +96,55 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         issuer=_optional_text("DUALTOKEN_ISSUER", get("DUALTOKEN_ISSUER")),
         audience=_optional_text("DUALTOKEN_AUDIENCE", get("DUALTOKEN_AUDIENCE")),
         leeway=_seconds("DUALTOKEN_LEEWAY", get("DUALTOKEN_LEEWAY"), minimum=0, maximum=300),
+        verify_session=_flag("DUALTOKEN_VERIFY_SESSION", get("DUALTOKEN_VERIFY_SESSION")),
+        login_max_attempts=_count(
+            "DUALTOKEN_LOGIN_MAX_ATTEMPTS", get("DUALTOKEN_LOGIN_MAX_ATTEMPTS")
+        ),
+        login_max_attempts_per_address=_count(
+            "DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS",
+            get("DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS"),
+        ),
+        login_window=_seconds("DUALTOKEN_LOGIN_WINDOW", get("DUALTOKEN_LOGIN_WINDOW")),
+        previous_secrets=_previous_secrets(get("DUALTOKEN_PREVIOUS_SECRET_KEYS")),
     )
 
 
-def _secret(value: Any, fallback: Any) -> bytes:
+def _secret(value: Any, fallback: Any, key: str = "DUALTOKEN_SECRET_KEY") -> bytes:
     if value is None:
         value = fallback
     if value is None or value == "" or value == b"":
         raise ConfigError(
-            "DUALTOKEN_SECRET_KEY (or SECRET_KEY) is not set. Set it to a random value of at "
+            f"{key} (or SECRET_KEY) is not set. Set it to a random value of at "
             f"least {MIN_SECRET_BYTES} bytes; {GENERATE_SECRET_HINT}"
         )
     if isinstance(value, str):
         value = value.encode("utf-8")
     if not isinstance(value, bytes):
-        raise ConfigError(f"DUALTOKEN_SECRET_KEY must be str or bytes, not {type(value).__name__}")
+        raise ConfigError(f"{key} must be str or bytes, not {type(value).__name__}")
     if len(value) < MIN_SECRET_BYTES:
         raise ConfigError(
-            f"DUALTOKEN_SECRET_KEY is {len(value)} bytes; at least {MIN_SECRET_BYTES} are "
+            f"{key} is {len(value)} bytes; at least {MIN_SECRET_BYTES} are "
             f"required; {GENERATE_SECRET_HINT}"
         )
+    return value
+
+
+def _previous_secrets(value: Any) -> tuple[bytes, ...]:
+    key = "DUALTOKEN_PREVIOUS_SECRET_KEYS"
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key} must be a list of secrets (newest first), got {value!r:.40}")
+    return tuple(_secret(item, None, f"{key}[{i}]") for i, item in enumerate(value))
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be True or False, got {value!r}")
+    return value
+
+
+def _count(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{key} must be an int >= 0 (0 turns the limit off), got {value!r}")
     return value
 
 

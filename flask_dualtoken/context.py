@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import g
+from flask import g, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .errors import UserUnavailable
-from .extension import get_state
+from .state import get_state
+from .store import ClientInfo
 from .tokens import AccessToken
+
+MAX_USER_AGENT_CHARS = 256
 
 _G_KEY = "_dualtoken_auth"
 _UNLOADED: Any = object()
@@ -50,6 +53,12 @@ def _load_current_user() -> Any:
 current_user: Any = LocalProxy(_load_current_user)
 
 
+def get_request_token() -> AccessToken | None:
+    """The verified access token of this request, or None."""
+    auth = _request_auth()
+    return auth.token if auth is not None else None
+
+
 def get_jwt() -> dict[str, Any]:
     """The verified access token's claims; empty when the request carries none."""
     auth = _request_auth()
@@ -64,3 +73,15 @@ def get_jwt_identity() -> str | None:
     if auth is None or auth.token is None:
         return None
     return auth.token.sub
+
+
+def request_client() -> ClientInfo:
+    """The client of the current request, if any.
+
+    The address is ``request.remote_addr``: behind a proxy, wrap the app in werkzeug's
+    ``ProxyFix`` so it is the client's. ``X-Forwarded-For`` alone is never trusted.
+    """
+    if not has_request_context():
+        return ClientInfo()
+    agent = request.user_agent.string or ""
+    return ClientInfo(ip=request.remote_addr or "", user_agent=agent[:MAX_USER_AGENT_CHARS])

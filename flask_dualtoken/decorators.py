@@ -9,8 +9,8 @@ from typing import Any, TypeVar, overload
 from flask import current_app, request
 
 from .context import set_request_auth
-from .errors import InsufficientRole, TokenInvalid, TokenMissing
-from .extension import get_state
+from .errors import InsufficientRole, SessionRevoked, TokenInvalid, TokenMissing
+from .state import get_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,7 +70,12 @@ def _verify_request(allowed: frozenset[str] | None, optional: bool) -> None:
             raise TokenMissing()
         set_request_auth(None)
         return
-    token = get_state().codec.decode_access(raw)
+    state = get_state()
+    token = state.codec.decode_access(raw)
     if allowed is not None and token.role not in allowed:
         raise InsufficientRole()
+    # Strict mode: one read-only script per request, so an access token dies with its
+    # session (logout, logout-all, reuse) instead of at its expiry.
+    if state.settings.verify_session and not state.store.is_live(token.sub, token.sid):
+        raise SessionRevoked()
     set_request_auth(token)

@@ -24,14 +24,18 @@ class DualTokenError(HTTPException):
     #: Headers this error always carries (Allow, Retry-After...).
     extra_headers: ClassVar[tuple[tuple[str, str], ...]] = ()
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         super().__init__(description=message)
+        self._instance_headers = headers
 
     def get_headers(
         self, environ: Any = None, scope: dict[str, Any] | None = None
     ) -> list[tuple[str, str]]:
         headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
         headers.extend(self.extra_headers)
+        headers.extend(self._instance_headers)
         challenge = self.www_authenticate_value()
         if challenge is not None:
             headers.append(("WWW-Authenticate", challenge))
@@ -64,8 +68,30 @@ class RequestTooLarge(DualTokenError):
 class MethodNotAllowed(DualTokenError):
     code = 405
     error = "method_not_allowed"
-    description = "This endpoint only accepts POST."
-    extra_headers = (("Allow", "POST, OPTIONS"),)
+    description = "This method is not allowed here."
+
+    def __init__(self, allowed: str) -> None:
+        super().__init__(
+            f"This endpoint accepts {allowed}.", headers=(("Allow", f"{allowed}, OPTIONS"),)
+        )
+
+
+class SessionNotFound(DualTokenError):
+    code = 404
+    error = "session_not_found"
+    description = "No live session of yours has this id."
+
+
+class TooManyAttempts(DualTokenError):
+    code = 429
+    error = "too_many_attempts"
+    description = "Too many failed logins; try again later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Too many failed logins; try again in {retry_after} seconds.",
+            headers=(("Retry-After", str(retry_after)),),
+        )
 
 
 class InvalidCredentials(DualTokenError):

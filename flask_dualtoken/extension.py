@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Flask, current_app
+from flask import Flask
 
 from . import sessions
-from .config import Settings, load_settings
-from .store import SessionStore, connect
+from .config import load_settings
+from .context import request_client
+from .state import EXTENSION_KEY, AppState, get_state
+from .store import SessionInfo, SessionStore, connect
+from .throttle import LoginThrottle
 from .tokens import TokenCodec, TokenPair
-
-EXTENSION_KEY = "dualtoken"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,41 +28,6 @@ def _default_role(user: Any) -> str:
 
 def _no_extra_claims(user: Any) -> Mapping[str, Any]:
     return {}
-
-
-@dataclass(frozen=True)
-class AppState:
-    """Everything one app needs at request time, built once by ``init_app``."""
-
-    app: Flask
-    extension: DualToken
-    settings: Settings
-    codec: TokenCodec
-    store: SessionStore
-
-    def authenticate(self, username: str, password: str) -> Any:
-        return self.extension._callback("authenticate")(username, password)
-
-    def load_user(self, user_id: str) -> Any:
-        return self.extension._callback("user_loader")(user_id)
-
-    def identity_of(self, user: Any) -> str:
-        user_id = self.extension._identity_loader(user)
-        if not isinstance(user_id, str) or not user_id:
-            raise TypeError(f"identity_loader must return a non-empty str, got {user_id!r}")
-        return user_id
-
-    def role_of(self, user: Any) -> str:
-        role = self.extension._role_loader(user)
-        if not isinstance(role, str):
-            raise TypeError(f"role_loader must return a str, got {role!r}")
-        return role
-
-    def extra_claims_of(self, user: Any) -> Mapping[str, Any]:
-        extra = self.extension._claims_loader(user)
-        if not isinstance(extra, Mapping):
-            raise TypeError(f"claims_loader must return a mapping, got {type(extra).__name__}")
-        return extra
 
 
 class DualToken:
@@ -88,8 +53,15 @@ class DualToken:
                 "flask-dualtoken is already registered on this app; call init_app once."
             )
         settings = load_settings(app.config)
-        store = SessionStore(connect(settings), settings)
-        app.extensions[EXTENSION_KEY] = AppState(app, self, settings, TokenCodec(settings), store)
+        client = connect(settings)
+        app.extensions[EXTENSION_KEY] = AppState(
+            app=app,
+            extension=self,
+            settings=settings,
+            codec=TokenCodec(settings),
+            store=SessionStore(client, settings),
+            throttle=LoginThrottle(client, settings),
+        )
         if self._register_blueprint:
             from .views import blueprint
 
@@ -137,22 +109,23 @@ class DualToken:
 
     # -- Python API -------------------------------------------------------------------------
 
+    # All need an app context; inside a request the client address is recorded too.
+
     def issue(self, user: Any) -> TokenPair:
         """Start a session for a user the app authenticated itself (after SSO, say)."""
-        return sessions.issue(get_state(), user)
+        return sessions.issue(get_state(), user, request_client())
 
     def revoke_session(self, user_id: str, session_id: str) -> bool:
         """End one session; its refresh token stops working at once. True if it was live."""
-        return get_state().store.revoke(user_id, session_id, "revoked")
+        return sessions.revoke(get_state(), user_id, session_id, "revoked", request_client())
 
+    def revoke_all_sessions(self, user_id: str) -> None:
+        """End every session of a user: after a password change, or to disable an account.
 
-def get_state(app: Flask | None = None) -> AppState:
-    """The per-app state of the current (or given) app."""
-    target = app if app is not None else current_app
-    try:
-        state: AppState = target.extensions[EXTENSION_KEY]
-    except KeyError:
-        raise RuntimeError(
-            "flask-dualtoken is not initialised on this app; call DualToken.init_app(app)"
-        ) from None
-    return state
+        O(1) in Redis whatever the number of sessions; a login after this call works.
+        """
+        sessions.revoke_all(get_state(), user_id, request_client())
+
+    def list_sessions(self, user_id: str) -> list[SessionInfo]:
+        """The user's live sessions, oldest first."""
+        return sessions.list_sessions(get_state(), user_id)

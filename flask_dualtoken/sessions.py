@@ -1,8 +1,9 @@
-"""The flows of the design: issue (login), reissue, logout. HTTP-free, so apps reuse them.
+"""The flows of the design: issue (login), reissue, logout, revocation. HTTP-free.
 
 Reissue follows flows.md: verify the (possibly expired) access token to learn the user,
 verify the refresh token, require that both were issued together, then let the store
-rotate, replay or refuse in one atomic step.
+rotate, replay or refuse in one atomic step. Each flow sends its signal and writes its
+audit line here, with user id, session id and client address; never a token.
 """
 
 from __future__ import annotations
@@ -13,23 +14,43 @@ from typing import TYPE_CHECKING, Any
 
 from . import signals
 from .errors import (
+    InvalidCredentials,
     RefreshTokenExpired,
     RefreshTokenInvalid,
     RefreshTokenReused,
     SessionRevoked,
     TokenMismatch,
+    TooManyAttempts,
     UserUnavailable,
 )
+from .store import ClientInfo, SessionInfo
 from .tokens import AccessToken, RefreshToken, TokenPair, new_id
 
 if TYPE_CHECKING:
-    from .extension import AppState
+    from .state import AppState
 
 logger = logging.getLogger("flask_dualtoken")
 
 
-def issue(state: AppState, user: Any) -> TokenPair:
-    """Start a new session for a user the app has authenticated; store first, then sign."""
+def login(state: AppState, username: str, password: str, client: ClientInfo) -> TokenPair:
+    """Check credentials under the failed-login limits, then start a session."""
+    wait = state.throttle.retry_after(username, client.ip)
+    if wait:
+        logger.warning("login throttled: username=%r ip=%r", username, client.ip)
+        signals.login_throttled.send(state.app, username=username, ip=client.ip, retry_after=wait)
+        raise TooManyAttempts(wait)
+    user = state.authenticate(username, password)
+    if user is None:
+        state.throttle.record_failure(username, client.ip)
+        logger.warning("login failed: username=%r ip=%r", username, client.ip)
+        signals.login_failed.send(state.app, username=username, ip=client.ip)
+        raise InvalidCredentials()
+    state.throttle.clear(username)
+    return issue(state, user, client)
+
+
+def issue(state: AppState, user: Any, client: ClientInfo) -> TokenPair:
+    """Start a new session for an authenticated user; store first, then sign."""
     user_id = state.identity_of(user)
     sid, access_jti, refresh_jti = new_id(), new_id(), new_id()
     access_template = state.codec.access_template(
@@ -41,7 +62,11 @@ def issue(state: AppState, user: Any) -> TokenPair:
         extra=state.extra_claims_of(user),
     )
     refresh_template = state.codec.refresh_template(sub=user_id, sid=sid, jti=refresh_jti)
-    grant = state.store.create(user_id, sid, refresh_jti, access_template, refresh_template)
+    grant = state.store.create(
+        user_id, sid, refresh_jti, access_template, refresh_template, client
+    )
+    logger.info("session started: user_id=%r session_id=%r ip=%r", user_id, sid, client.ip)
+    signals.user_logged_in.send(state.app, user_id=user_id, session_id=sid, ip=client.ip)
     return state.codec.sign(grant, user_id=user_id, session_id=sid)
 
 
@@ -64,13 +89,15 @@ def verify_pair(
     return access, refresh
 
 
-def reissue(state: AppState, access_token: str, refresh_token: str) -> TokenPair:
+def reissue(
+    state: AppState, access_token: str, refresh_token: str, client: ClientInfo
+) -> TokenPair:
     """Rotate a session: new pair for the current RT, the same pair again within grace."""
     access, refresh = verify_pair(state, access_token, refresh_token)
     user_id, sid = access.sub, access.sid
     user = state.load_user(user_id)
     if user is None:
-        state.store.revoke(user_id, sid, "user_unavailable")
+        revoke(state, user_id, sid, "user_unavailable", client)
         raise UserUnavailable()
 
     new_access_jti, new_refresh_jti = new_id(), new_id()
@@ -88,21 +115,37 @@ def reissue(state: AppState, access_token: str, refresh_token: str) -> TokenPair
             extra=state.extra_claims_of(user),
         ),
         state.codec.refresh_template(sub=user_id, sid=sid, jti=new_refresh_jti),
+        client,
     )
     if result.grant is not None:
-        pair = state.codec.sign(result.grant, user_id=user_id, session_id=sid)
-        signals.token_reissued.send(
-            state.app, user_id=user_id, session_id=sid, replayed=result.outcome == "replayed"
-        )
-        return pair
-    if result.outcome == "reused":
-        logger.warning(
-            "refresh token reuse detected: user_id=%r session_id=%r; session revoked",
+        replayed = result.outcome == "replayed"
+        logger.info(
+            "tokens reissued: user_id=%r session_id=%r ip=%r replayed=%s",
             user_id,
             sid,
+            client.ip,
+            replayed,
         )
-        signals.refresh_token_reused.send(state.app, user_id=user_id, session_id=sid)
+        signals.token_reissued.send(
+            state.app, user_id=user_id, session_id=sid, ip=client.ip, replayed=replayed
+        )
+        return state.codec.sign(result.grant, user_id=user_id, session_id=sid)
+    if result.outcome == "reused":
+        logger.warning(
+            "refresh token reuse detected, session revoked: user_id=%r session_id=%r ip=%r",
+            user_id,
+            sid,
+            client.ip,
+        )
+        signals.refresh_token_reused.send(state.app, user_id=user_id, session_id=sid, ip=client.ip)
         raise RefreshTokenReused()
+    logger.info(
+        "reissue refused (%s): user_id=%r session_id=%r ip=%r",
+        result.outcome,
+        user_id,
+        sid,
+        client.ip,
+    )
     if result.outcome == "revoked":
         raise SessionRevoked()
     if result.outcome == "expired":
@@ -110,8 +153,43 @@ def reissue(state: AppState, access_token: str, refresh_token: str) -> TokenPair
     raise RefreshTokenInvalid()
 
 
-def logout(state: AppState, access_token: str, refresh_token: str) -> None:
+def logout(state: AppState, access_token: str, refresh_token: str, client: ClientInfo) -> None:
     """End the session of a bound pair; expiry of either token does not matter."""
     access, _ = verify_pair(state, access_token, refresh_token, verify_exp=False)
     if state.store.revoke(access.sub, access.sid, "logout"):
-        signals.session_logged_out.send(state.app, user_id=access.sub, session_id=access.sid)
+        logger.info(
+            "logged out: user_id=%r session_id=%r ip=%r", access.sub, access.sid, client.ip
+        )
+        signals.session_logged_out.send(
+            state.app, user_id=access.sub, session_id=access.sid, ip=client.ip
+        )
+
+
+def revoke(
+    state: AppState, user_id: str, session_id: str, reason: str, client: ClientInfo
+) -> bool:
+    """End one session by id; True if it was alive."""
+    ended = state.store.revoke(user_id, session_id, reason)
+    if ended:
+        logger.info(
+            "session revoked (%s): user_id=%r session_id=%r ip=%r",
+            reason,
+            user_id,
+            session_id,
+            client.ip,
+        )
+        signals.session_revoked.send(
+            state.app, user_id=user_id, session_id=session_id, ip=client.ip, reason=reason
+        )
+    return ended
+
+
+def revoke_all(state: AppState, user_id: str, client: ClientInfo) -> None:
+    """End every session of a user (password change, account disabled, logout-all)."""
+    state.store.revoke_all(user_id)
+    logger.info("all sessions revoked: user_id=%r ip=%r", user_id, client.ip)
+    signals.all_sessions_revoked.send(state.app, user_id=user_id, ip=client.ip)
+
+
+def list_sessions(state: AppState, user_id: str) -> list[SessionInfo]:
+    return state.store.sessions(user_id)

@@ -1,7 +1,8 @@
 """blinker signals, so an app can audit sessions without subclassing anything.
 
-Each is sent with the Flask app as sender and keyword arguments ``user_id`` and
-``session_id`` (plus those named below). None carries a token.
+Each is sent with the Flask app as sender and keyword arguments ``user_id``,
+``session_id`` and ``ip`` (the client address), plus those named below. None carries a
+token or a password.
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ _signals = Namespace()
 
 #: A login succeeded and a session was created.
 user_logged_in = _signals.signal("user-logged-in")
-#: A login was refused; sent with ``username`` only.
+#: A login was refused; sent with ``username`` and ``ip`` only.
 login_failed = _signals.signal("login-failed")
+#: A login was refused unchecked, over the failure limit; ``username``, ``ip``,
+#: ``retry_after``.
+login_throttled = _signals.signal("login-throttled")
 #: A pair was reissued; ``replayed`` is True for a grace-window repeat.
 token_reissued = _signals.signal("token-reissued")
 #: An old refresh token came back: the session was revoked in the same step.
 refresh_token_reused = _signals.signal("refresh-token-reused")
 #: A session was ended by logout.
 session_logged_out = _signals.signal("session-logged-out")
+#: One session was ended by id (API, DELETE /sessions/<sid>, user gone); ``reason``.
+session_revoked = _signals.signal("session-revoked")
+#: Every session of a user was ended (logout-all, password change); no ``session_id``.
+all_sessions_revoked = _signals.signal("all-sessions-revoked")

@@ -4,6 +4,7 @@ Layout, all keys of one user under one hash tag so a script touches one cluster 
 
     {prefix}:{u<base64url(user id)>}:s:<sid>   hash: the session (see lua/create.lua)
     {prefix}:{u<base64url(user id)>}:idx       sorted set: sid -> absolute end
+    {prefix}:{u<base64url(user id)>}:epoch     int: bumped by logout-all
 
 Redis holds refresh-token *ids* and unsigned claim templates, never a token or a hash of
 one: reading Redis does not let anyone act as a user.
@@ -33,7 +34,8 @@ logger = logging.getLogger("flask_dualtoken")
 SOCKET_TIMEOUT = 0.5
 
 
-def _script_source(name: str) -> str:
+def script_source(name: str) -> str:
+    """A script's source with the shared prelude in front."""
     lua = resources.files("flask_dualtoken") / "lua"
     return (lua / "prelude.lua").read_text("utf-8") + (lua / f"{name}.lua").read_text("utf-8")
 
@@ -73,6 +75,37 @@ def user_tag(user_id: str) -> str:
 
 
 @dataclass(frozen=True)
+class ClientInfo:
+    """Where a request came from, kept with the session for the session list."""
+
+    ip: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One live session as the session list shows it; times are Unix seconds."""
+
+    session_id: str
+    created_at: int
+    last_used_at: int
+    expires_at: int
+    ip: str
+    user_agent: str
+
+    def to_dict(self, current_session_id: str | None = None) -> dict[str, Any]:
+        return {
+            "sid": self.session_id,
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at,
+            "expires_at": self.expires_at,
+            "current": self.session_id == current_session_id,
+            "user_agent": self.user_agent,
+            "ip": self.ip,
+        }
+
+
+@dataclass(frozen=True)
 class Rotation:
     """The store's verdict on a reissue; ``grant`` is set for rotated and replayed."""
 
@@ -96,9 +129,12 @@ class SessionStore:
         self._margin = settings.leeway + 1
         # register_script calls EVALSHA and reloads the script on NOSCRIPT (a restarted or
         # flushed Redis), so the source is sent once per server, not per call.
-        self._create = client.register_script(_script_source("create"))
-        self._rotate = client.register_script(_script_source("rotate"))
-        self._revoke = client.register_script(_script_source("revoke"))
+        self._create = client.register_script(script_source("create"))
+        self._rotate = client.register_script(script_source("rotate"))
+        self._revoke = client.register_script(script_source("revoke"))
+        self._revoke_all = client.register_script(script_source("revoke_all"))
+        self._check = client.register_script(script_source("check"))
+        self._sessions = client.register_script(script_source("sessions"))
 
     def session_key(self, user_id: str, sid: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:s:{sid}"
@@ -106,8 +142,11 @@ class SessionStore:
     def index_key(self, user_id: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:idx"
 
+    def epoch_key(self, user_id: str) -> str:
+        return f"{self._prefix}:{user_tag(user_id)}:epoch"
+
     def _keys(self, user_id: str, sid: str) -> list[str]:
-        return [self.session_key(user_id, sid), self.index_key(user_id)]
+        return [self.session_key(user_id, sid), self.index_key(user_id), self.epoch_key(user_id)]
 
     def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         try:
@@ -118,26 +157,19 @@ class SessionStore:
             raise StoreUnavailable() from None
 
     def create(
-        self, user_id: str, sid: str, refresh_jti: str, access_template: str, refresh_template: str
+        self,
+        user_id: str,
+        sid: str,
+        refresh_jti: str,
+        access_template: str,
+        refresh_template: str,
+        client: ClientInfo,
     ) -> Grant:
         """Store a new session; its times come from Redis."""
-        reply = _text(
-            self._run(
-                self._create,
-                self._keys(user_id, sid),
-                [
-                    user_id,
-                    sid,
-                    refresh_jti,
-                    access_template,
-                    refresh_template,
-                    self._access_ttl,
-                    self._idle_ttl,
-                    self._max_age,
-                    self._margin,
-                ],
-            )
-        )
+        args: list[str | int] = [user_id, sid, refresh_jti, access_template, refresh_template]
+        args += [self._access_ttl, self._idle_ttl, self._max_age, self._margin]
+        args += [client.ip, client.user_agent]
+        reply = _text(self._run(self._create, self._keys(user_id, sid), args))
         return Grant(access_template, refresh_template, *map(int, reply[1:4]))
 
     def rotate(
@@ -148,26 +180,14 @@ class SessionStore:
         new_refresh_jti: str,
         access_template: str,
         refresh_template: str,
+        client: ClientInfo,
     ) -> Rotation:
         """Apply the reissue rule (lua/rotate.lua) to a verified, bound token pair."""
-        reply = _text(
-            self._run(
-                self._rotate,
-                self._keys(user_id, sid),
-                [
-                    user_id,
-                    sid,
-                    presented_jti,
-                    new_refresh_jti,
-                    access_template,
-                    refresh_template,
-                    self._access_ttl,
-                    self._idle_ttl,
-                    self._grace_us,
-                    self._margin,
-                ],
-            )
-        )
+        args: list[str | int] = [user_id, sid, presented_jti, new_refresh_jti]
+        args += [access_template, refresh_template]
+        args += [self._access_ttl, self._idle_ttl, self._grace_us, self._margin]
+        args += [client.ip, client.user_agent]
+        reply = _text(self._run(self._rotate, self._keys(user_id, sid), args))
         outcome = reply[0]
         if outcome in ("rotated", "replayed"):
             issued_at, access_exp, refresh_exp = map(int, reply[1:4])
@@ -177,6 +197,37 @@ class SessionStore:
     def revoke(self, user_id: str, sid: str, reason: str) -> bool:
         """End a session; False when it was already revoked or never existed."""
         return bool(self._run(self._revoke, self._keys(user_id, sid), [user_id, sid, reason]))
+
+    def revoke_all(self, user_id: str) -> None:
+        """End every session of a user, in O(1), including logins racing with this call."""
+        self._run(
+            self._revoke_all,
+            [self.index_key(user_id), self.epoch_key(user_id)],
+            [self._max_age, self._margin],
+        )
+
+    def is_live(self, user_id: str, sid: str) -> bool:
+        """Strict mode's check: one read-only script, no writes."""
+        keys = [self.session_key(user_id, sid), self.epoch_key(user_id)]
+        return bool(self._run(self._check, keys, [user_id]))
+
+    def sessions(self, user_id: str) -> list[SessionInfo]:
+        """The user's live sessions, oldest first, from the per-user index (no scans)."""
+        prefix = self.session_key(user_id, "")
+        flat = _text(
+            self._run(self._sessions, [self.index_key(user_id), self.epoch_key(user_id)], [prefix])
+        )
+        return [
+            SessionInfo(
+                session_id=flat[i],
+                created_at=int(flat[i + 1]) // 1_000_000,
+                last_used_at=int(flat[i + 2]) // 1_000_000,
+                expires_at=int(flat[i + 3]),
+                ip=flat[i + 4],
+                user_agent=flat[i + 5],
+            )
+            for i in range(0, len(flat), 6)
+        ]
 
     def session(self, user_id: str, sid: str) -> dict[str, str]:
         """The raw session hash, for inspection and tests (no token material in it)."""

@@ -40,6 +40,11 @@ RESERVED_CLAIMS = frozenset(
 _ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
+def is_token_id(value: str) -> bool:
+    """Whether a string has the shape of our session and token ids."""
+    return _ID.fullmatch(value) is not None
+
+
 def new_id() -> str:
     """A random 128-bit identifier for sessions and token ids."""
     return secrets.token_urlsafe(16)

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import sessions, signals
-from .decorators import bearer_token
+from . import sessions
+from .context import get_jwt_identity, get_request_token, request_client
+from .decorators import bearer_token, jwt_required
 from .errors import (
-    InvalidCredentials,
     InvalidRequest,
     MethodNotAllowed,
     RequestTooLarge,
+    SessionNotFound,
     TokenMissing,
 )
-from .extension import get_state
-from .tokens import TokenPair
+from .state import get_state
+from .tokens import TokenPair, is_token_id
 
 blueprint = Blueprint("dualtoken", __name__)
 
@@ -25,6 +28,7 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_USERNAME_CHARS = 256
 #: Bounds the work a request can ask of the password hasher.
 MAX_PASSWORD_CHARS = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _json_object() -> dict[str, Any]:
@@ -80,36 +84,79 @@ def login() -> Response:
     password = _text_field(body, "password", MAX_PASSWORD_CHARS)
     if not username or password is None:
         raise InvalidRequest('Send JSON {"username": ..., "password": ...}.')
-    state = get_state()
-    user = state.authenticate(username, password)
-    if user is None:
-        signals.login_failed.send(state.app, username=username)
-        raise InvalidCredentials()
-    pair = sessions.issue(state, user)
-    signals.user_logged_in.send(state.app, user_id=pair.user_id, session_id=pair.session_id)
-    return _pair_response(pair)
+    if _CONTROL.search(username):
+        raise InvalidRequest("'username' must not contain control characters.")
+    return _pair_response(sessions.login(get_state(), username, password, request_client()))
 
 
 @blueprint.post("/reissue")
 def reissue() -> Response:
     access, refresh = _token_inputs()
-    return _pair_response(sessions.reissue(get_state(), access, refresh))
+    return _pair_response(sessions.reissue(get_state(), access, refresh, request_client()))
 
 
 @blueprint.post("/logout")
 def logout() -> tuple[str, int]:
     access, refresh = _token_inputs()
-    sessions.logout(get_state(), access, refresh)
+    sessions.logout(get_state(), access, refresh, request_client())
     return "", 204
 
 
+@blueprint.post("/logout-all")
+@jwt_required
+def logout_all() -> tuple[str, int]:
+    sessions.revoke_all(get_state(), _caller(), request_client())
+    return "", 204
+
+
+@blueprint.get("/sessions")
+@jwt_required
+def list_sessions() -> Response:
+    token = get_request_token()
+    current = token.sid if token is not None else None
+    found = sessions.list_sessions(get_state(), _caller())
+    response = jsonify({"sessions": [info.to_dict(current) for info in found]})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.delete("/sessions/<sid>")
+@jwt_required
+def revoke_session(sid: str) -> tuple[str, int]:
+    # The key is built from the caller's own user id: another user's sid is simply not
+    # found, so the answer cannot tell "someone else's" from "no such session".
+    if not is_token_id(sid) or not sessions.revoke(
+        get_state(), _caller(), sid, "revoked", request_client()
+    ):
+        raise SessionNotFound()
+    return "", 204
+
+
+def _caller() -> str:
+    user_id = get_jwt_identity()
+    assert user_id is not None  # guaranteed by @jwt_required
+    return user_id
+
+
 # Flask answers a wrong method with an HTML 405 before any blueprint handler could run;
-# claiming the other methods here keeps every answer of these routes JSON.
-_OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE"]
+# claiming the other methods of each rule here keeps every answer of these routes JSON.
+def _method_not_allowed(allowed: str, **_: Any) -> Response:
+    raise MethodNotAllowed(allowed)
 
 
-@blueprint.route("/login", methods=_OTHER_METHODS, endpoint="login_other")
-@blueprint.route("/reissue", methods=_OTHER_METHODS, endpoint="reissue_other")
-@blueprint.route("/logout", methods=_OTHER_METHODS, endpoint="logout_other")
-def method_not_allowed() -> Response:
-    raise MethodNotAllowed()
+for _index, (_rule, _allowed) in enumerate(
+    [
+        ("/login", "POST"),
+        ("/reissue", "POST"),
+        ("/logout", "POST"),
+        ("/logout-all", "POST"),
+        ("/sessions", "GET"),
+        ("/sessions/<sid>", "DELETE"),
+    ]
+):
+    blueprint.add_url_rule(
+        _rule,
+        endpoint=f"method_not_allowed_{_index}",
+        view_func=partial(_method_not_allowed, _allowed),
+        methods=[m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m != _allowed],
+    )

@@ -22,7 +22,7 @@ from flask import Flask, Response
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from flask_dualtoken import DualToken, current_user, get_jwt, jwt_required
-from flask_dualtoken.extension import AppState, get_state
+from flask_dualtoken.state import AppState, get_state
 from flask_dualtoken.store import SessionStore
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"

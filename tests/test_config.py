@@ -13,7 +13,7 @@ from flask import Flask
 
 from flask_dualtoken import ConfigError, DualToken
 from flask_dualtoken.config import load_settings
-from flask_dualtoken.extension import get_state
+from flask_dualtoken.state import get_state
 
 
 def make(config: dict[str, Any]) -> Flask:

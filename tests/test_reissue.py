@@ -10,7 +10,7 @@ from conftest import Api, Clock, Users, bearer
 from flask import Flask
 
 from flask_dualtoken import signals
-from flask_dualtoken.extension import AppState
+from flask_dualtoken.state import AppState
 from flask_dualtoken.store import SessionStore
 
 
@@ -229,7 +229,7 @@ def test_the_predecessor_after_grace_is_reuse_and_ends_the_session(
     assert response.status_code == 401
     assert response.json["error"] == "refresh_token_reused"
     sid = claims(pair["refresh_token"])["sid"]
-    assert fired == [{"user_id": "1", "session_id": sid}]
+    assert fired == [{"user_id": "1", "session_id": sid, "ip": "127.0.0.1"}]
     log = "\n".join(r.getMessage() for r in caplog.records)
     assert sid in log and "'1'" in log
     for token in (pair["access_token"], pair["refresh_token"], current["refresh_token"]):
@@ -242,7 +242,7 @@ def test_the_predecessor_after_grace_is_reuse_and_ends_the_session(
 
 
 def get_state_session(app: Flask, pair: dict) -> dict[str, str]:
-    from flask_dualtoken.extension import get_state
+    from flask_dualtoken.state import get_state
 
     return session_of(get_state(app).store, pair)
 

@@ -9,6 +9,13 @@ local function clock()
   return s, s * 1000000 + tonumber(t[2])
 end
 
+-- The user's epoch: logout-all increments it, and a session is alive only while the epoch
+-- it was created in is current. One INCR ends every session, whatever their number, and
+-- also a login racing with it (Redis runs scripts one at a time).
+local function epoch(key)
+  return redis.call('GET', key) or '0'
+end
+
 -- Revocation is final: the hash keeps a 'revoked' reason until its TTL (the current
 -- refresh token's expiry) runs out, so late requests get a precise answer; the claim
 -- templates go at once, so nothing replayable stays behind.

@@ -1,12 +1,13 @@
 -- The reissue rule, in one atomic step: look up, compare, then rotate, replay or refuse.
--- KEYS: session hash, user index
+-- KEYS: session hash, user index, user epoch
 -- ARGV: uid, sid, presented_rt_jti, new_rt_jti, at_template, rt_template,
---       access_ttl, idle_ttl, grace_us, margin
+--       access_ttl, idle_ttl, grace_us, margin, client ip, user agent
 local now_s, now_us = clock()
 local h = redis.call('HMGET', KEYS[1],
-  'uid', 'revoked', 'abs_end', 'cur', 'cur_exp', 'prev', 'rot', 'gen')
+  'uid', 'revoked', 'abs_end', 'cur', 'cur_exp', 'prev', 'rot', 'gen', 'epoch')
 if not h[1] or h[1] ~= ARGV[1] then return {'unknown'} end
 if h[2] then return {'revoked', h[2]} end
+if h[9] ~= epoch(KEYS[3]) then return {'revoked', 'logout_all'} end
 local abs_end = tonumber(h[3])
 if now_s >= abs_end then return {'expired'} end
 
@@ -17,10 +18,10 @@ if presented == h[4] then
   if now_s >= tonumber(h[5]) then return {'expired'} end
   local at_exp = now_s + tonumber(ARGV[7])
   local rt_exp = math.min(now_s + tonumber(ARGV[8]), abs_end)
-  local gen = tonumber(h[8]) + 1
   redis.call('HSET', KEYS[1],
-    'gen', gen, 'prev', presented, 'cur', ARGV[4], 'cur_exp', fmt(rt_exp),
-    'rot', fmt(now_us), 'at', ARGV[5], 'rt', ARGV[6], 'iat', fmt(now_s), 'at_exp', fmt(at_exp))
+    'gen', tonumber(h[8]) + 1, 'prev', presented, 'cur', ARGV[4], 'cur_exp', fmt(rt_exp),
+    'rot', fmt(now_us), 'used', fmt(now_us), 'at', ARGV[5], 'rt', ARGV[6],
+    'iat', fmt(now_s), 'at_exp', fmt(at_exp), 'ip', ARGV[11], 'ua', ARGV[12])
   redis.call('EXPIREAT', KEYS[1], fmt(rt_exp + tonumber(ARGV[10])))
   return {'rotated', fmt(now_s), fmt(at_exp), fmt(rt_exp), ARGV[5], ARGV[6]}
 end

@@ -1,0 +1,19 @@
+-- List a user's live sessions from the index, pruning dead entries on the way.
+-- Session keys are built here from their prefix; they share the index's hash tag, so on a
+-- cluster they live in the same slot.
+-- KEYS: user index, user epoch
+-- ARGV: session key prefix
+local now_s = clock()
+local current = epoch(KEYS[2])
+local out = {}
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local h = redis.call('HMGET', ARGV[1] .. sid,
+    'created', 'used', 'cur_exp', 'ip', 'ua', 'revoked', 'epoch')
+  if not h[1] or h[6] or h[7] ~= current or now_s >= tonumber(h[3]) then
+    redis.call('ZREM', KEYS[1], sid)
+  else
+    table.insert(out, sid)
+    for i = 1, 5 do table.insert(out, h[i]) end
+  end
+end
+return out
