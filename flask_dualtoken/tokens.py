@@ -38,6 +38,7 @@ RESERVED_CLAIMS = frozenset(
     {"sub", "role", "sid", "jti", "rti", "iat", "exp", "nbf", "iss", "aud", "typ", "kid"}
 )
 _ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_HEADER = {"alg", "typ", "kid"}
 
 
 def is_token_id(value: str) -> bool:
@@ -119,6 +120,9 @@ class TokenCodec:
 
     def __init__(self, settings: Settings) -> None:
         self._keys = SigningKeys.from_secret(settings.secret)
+        # Verify-only keys of previous secrets, by key id; the current one wins a clash.
+        self._by_kid = {k.kid: k for k in map(SigningKeys.from_secret, settings.previous_secrets)}
+        self._by_kid[self._keys.kid] = self._keys
         self._issuer = settings.issuer
         self._audience = settings.audience
         self._leeway = settings.leeway
@@ -170,10 +174,16 @@ class TokenCodec:
         refresh.update(iat=grant.issued_at, exp=grant.refresh_exp)
         return TokenPair(
             access_token=self._jwt.encode(
-                access, self._keys.access, algorithm=ALGORITHM, headers={"typ": ACCESS_TYP}
+                access,
+                self._keys.access,
+                algorithm=ALGORITHM,
+                headers={"typ": ACCESS_TYP, "kid": self._keys.kid},
             ),
             refresh_token=self._jwt.encode(
-                refresh, self._keys.refresh, algorithm=ALGORITHM, headers={"typ": REFRESH_TYP}
+                refresh,
+                self._keys.refresh,
+                algorithm=ALGORITHM,
+                headers={"typ": REFRESH_TYP, "kid": self._keys.kid},
             ),
             expires_in=grant.access_exp - grant.issued_at,
             refresh_expires_in=grant.refresh_exp - grant.issued_at,
@@ -185,7 +195,7 @@ class TokenCodec:
 
     def decode_access(self, token: str, *, verify_exp: bool = True) -> AccessToken:
         """Verify an access token; expiry is skipped only for reissue and logout."""
-        claims = self._decode(token, self._keys.access, ACCESS_TYP, verify_exp, TokenExpired)
+        claims = self._decode(token, ACCESS_TYP, verify_exp, TokenExpired)
         role = claims.get("role")
         rti = claims.get("rti")
         if not isinstance(role, str) or not isinstance(rti, str) or not _ID.fullmatch(rti):
@@ -202,9 +212,7 @@ class TokenCodec:
 
     def decode_refresh(self, token: str, *, verify_exp: bool = True) -> RefreshToken:
         try:
-            claims = self._decode(
-                token, self._keys.refresh, REFRESH_TYP, verify_exp, RefreshTokenExpired
-            )
+            claims = self._decode(token, REFRESH_TYP, verify_exp, RefreshTokenExpired)
         except RefreshTokenExpired:
             raise
         except TokenInvalid:
@@ -213,16 +221,25 @@ class TokenCodec:
             sub=claims["sub"], sid=claims["sid"], jti=claims["jti"], exp=claims["exp"]
         )
 
+    def _signing_keys(self, token: str) -> SigningKeys:
+        if len(self._by_kid) == 1:
+            return self._keys  # one secret: the header is checked after verification
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except (jwt.InvalidTokenError, ValueError, TypeError):
+            raise TokenInvalid() from None
+        keys = self._by_kid.get(kid) if isinstance(kid, str) else None
+        if keys is None:
+            raise TokenInvalid()
+        return keys
+
     def _decode(
-        self,
-        token: str,
-        key: bytes,
-        typ: str,
-        verify_exp: bool,
-        expired: type[TokenInvalid],
+        self, token: str, typ: str, verify_exp: bool, expired: type[TokenInvalid]
     ) -> dict[str, Any]:
         if len(token) > MAX_TOKEN_BYTES or not token.isascii():
             raise TokenInvalid()
+        keys = self._signing_keys(token)
+        key = keys.access if typ == ACCESS_TYP else keys.refresh
         try:
             decoded = self._jwt.decode_complete(
                 token,
@@ -238,9 +255,9 @@ class TokenCodec:
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise TokenInvalid() from None
         header = decoded["header"]
-        # Exactly the header we write: a key hint (kid, jku, jwk, x5u, x5c) or crit from
-        # outside is never honoured, and typ keeps the two kinds apart.
-        if header.keys() != {"alg", "typ"} or header["typ"] != typ:
+        # Exactly the header we write: a key hint (jku, jwk, x5u, x5c) or crit from outside
+        # is never honoured, typ keeps the two kinds apart, kid names a key we hold.
+        if header.keys() != _HEADER or header["typ"] != typ or header["kid"] != keys.kid:
             raise TokenInvalid()
         claims: dict[str, Any] = decoded["payload"]
         sub, sid, jti, exp = (claims.get(k) for k in ("sub", "sid", "jti", "exp"))

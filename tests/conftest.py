@@ -269,6 +269,12 @@ class Api:
             json={"refresh_token": pair["refresh_token"]},
         )
 
+    def get_json(self, path: str, pair: dict[str, Any]) -> dict[str, Any]:
+        response = self.get(path, pair["access_token"])
+        assert response.status_code == 200, response.json
+        body: dict[str, Any] = response.json  # type: ignore[assignment]
+        return body
+
     def get(self, path: str, access_token: str | None = None) -> Response:
         headers = bearer(access_token) if access_token is not None else {}
         return self.client.get(path, headers=headers)

@@ -6,8 +6,9 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import Api, Users
+from conftest import SECRET, Api, Users
 
+from flask_dualtoken.keys import SigningKeys
 from flask_dualtoken.store import SessionStore
 
 
@@ -38,8 +39,17 @@ def test_the_access_token_carries_id_role_and_session(api: Api) -> None:
     assert claims["sid"] == refresh["sid"]
     assert claims["rti"] == refresh["jti"], "the AT names the RT it was issued with"
     assert claims["exp"] - claims["iat"] == 900
-    assert jwt.get_unverified_header(pair["access_token"]) == {"alg": "HS256", "typ": "at+jwt"}
-    assert jwt.get_unverified_header(pair["refresh_token"]) == {"alg": "HS256", "typ": "rt+jwt"}
+    kid = SigningKeys.from_secret(SECRET.encode()).kid
+    assert jwt.get_unverified_header(pair["access_token"]) == {
+        "alg": "HS256",
+        "typ": "at+jwt",
+        "kid": kid,
+    }
+    assert jwt.get_unverified_header(pair["refresh_token"]) == {
+        "alg": "HS256",
+        "typ": "rt+jwt",
+        "kid": kid,
+    }
 
 
 def test_login_stores_the_session_before_returning_it(api: Api, store: SessionStore) -> None:

@@ -1,0 +1,116 @@
+"""Login throttling: failed logins counted per username and per client address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import Api, Clock, Users
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from flask_dualtoken import signals
+
+
+def attempt(api: Api, username: str = "alice", password: str = "wrong", **kw: Any) -> Any:
+    return api.client.post("/auth/login", json={"username": username, "password": password}, **kw)
+
+
+def test_the_sixth_attempt_after_five_failures_is_429_with_retry_after(api: Api) -> None:
+    for _ in range(5):
+        assert attempt(api).status_code == 401
+    response = attempt(api)
+    assert response.status_code == 429
+    assert response.json["error"] == "too_many_attempts"
+    assert 290 <= int(response.headers["Retry-After"]) <= 300
+
+
+def test_a_throttled_username_is_refused_even_with_the_right_password(
+    api: Api, users: Users, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(5):
+        attempt(api)
+    checked: list[str] = []
+    monkeypatch.setattr(users, "authenticate", lambda u, p: checked.append(u))
+    assert attempt(api, password="correct horse").status_code == 429
+    assert checked == [], "no password is checked while throttled"
+
+
+def test_usernames_are_counted_case_folded(api: Api) -> None:
+    for name in ("alice", "Alice", "ALICE", "aLiCe", "alicE"):
+        attempt(api, name)
+    assert attempt(api).status_code == 429
+
+
+def test_other_usernames_are_not_affected(api: Api) -> None:
+    for _ in range(5):
+        attempt(api)
+    assert attempt(api, "bob", "correct horse").status_code == 200
+
+
+def test_a_success_clears_the_username_counter(api: Api) -> None:
+    for _ in range(4):
+        attempt(api)
+    api.login()
+    for _ in range(4):
+        assert attempt(api).status_code == 401
+    assert attempt(api).status_code == 401  # the fifth failure of a new count
+
+
+def test_the_window_ends_and_logins_work_again(make_app: Any, clock: Clock) -> None:
+    api = Api(make_app(DUALTOKEN_LOGIN_WINDOW=1))
+    for _ in range(5):
+        attempt(api)
+    assert attempt(api).status_code == 429
+    clock.advance(1.2)
+    assert attempt(api, password="correct horse").status_code == 200
+
+
+def test_one_address_trying_many_usernames_is_throttled(make_app: Any) -> None:
+    api = Api(make_app(DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS=10))
+    for i in range(10):
+        assert attempt(api, f"user{i}").status_code == 401
+    assert attempt(api, "bob", "correct horse").status_code == 429
+
+
+def test_the_address_is_remote_addr_and_x_forwarded_for_alone_is_ignored(
+    make_app: Any,
+) -> None:
+    api = Api(make_app(DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS=3))
+    for i in range(3):
+        attempt(api, f"user{i}", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+    response = attempt(api, "other", headers={"X-Forwarded-For": "198.51.100.7"})
+    assert response.status_code == 429
+
+
+def test_behind_proxyfix_the_forwarded_client_address_counts(make_app: Any) -> None:
+    app: Flask = make_app(DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS=3)
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    api = Api(app)
+    for i in range(3):
+        attempt(api, f"user{i}", headers={"X-Forwarded-For": "203.0.113.9"})
+    blocked = attempt(api, "other", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert blocked.status_code == 429
+    other_client = attempt(api, "other", headers={"X-Forwarded-For": "198.51.100.7"})
+    assert other_client.status_code == 401
+
+
+def test_zero_turns_the_limits_off(make_app: Any) -> None:
+    api = Api(make_app(DUALTOKEN_LOGIN_MAX_ATTEMPTS=0, DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS=0))
+    for _ in range(12):
+        assert attempt(api).status_code == 401
+
+
+def test_throttling_sends_a_signal(app: Flask, api: Api) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def receiver(sender: Flask, **kw: Any) -> None:
+        seen.append(kw)
+
+    with signals.login_throttled.connected_to(receiver, app):
+        for _ in range(6):
+            attempt(api)
+    assert len(seen) == 1
+    assert seen[0]["username"] == "alice"
+    assert seen[0]["ip"] == "127.0.0.1"
+    assert seen[0]["retry_after"] > 0
