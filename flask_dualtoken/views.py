@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from functools import partial
 from typing import Any
@@ -36,9 +37,15 @@ def _json_object() -> dict[str, Any]:
         raise InvalidRequest("The request body must be JSON (Content-Type: application/json).")
     request.max_content_length = MAX_BODY_BYTES
     try:
-        body = request.get_json(silent=True)
+        raw = request.get_data(cache=True)
     except RequestEntityTooLarge:
         raise RequestTooLarge() from None
+    try:
+        # Parsed here rather than by get_json: deep nesting raises RecursionError, which
+        # must be a 400 like any other bad JSON, not a 500.
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return body
@@ -52,6 +59,10 @@ def _text_field(body: dict[str, Any], name: str, limit: int) -> str | None:
         raise InvalidRequest(f"'{name}' must be a string.")
     if len(value) > limit:
         raise InvalidRequest(f"'{name}' is too long.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800" is valid JSON
+        raise InvalidRequest(f"'{name}' is not valid Unicode.") from None
     return value
 
 

@@ -58,3 +58,45 @@ def test_without_grace_concurrent_reissues_end_the_session(make_app: Any) -> Non
     statuses = sorted(status for status, _ in results)
     assert statuses.count(200) == 1
     assert statuses.count(401) == THREADS - 1
+
+
+def test_reuse_racing_a_rotation_always_ends_with_the_session_revoked(make_app: Any) -> None:
+    # Without grace, so no waiting: the thief replays generation 0 while the owner
+    # rotates generation 1. Whichever runs first, the session must end up revoked and
+    # whatever pair the owner got must not work any more.
+    app = make_app(DUALTOKEN_REUSE_GRACE=0)
+    api = Api(app)
+    for _ in range(15):
+        stolen = api.login()
+        owned = api.reissue(stolen).json
+        barrier = threading.Barrier(2)
+        results: dict[str, Any] = {}
+
+        def present(
+            name: str,
+            pair: dict[str, Any],
+            barrier: threading.Barrier = barrier,
+            results: dict[str, Any] = results,
+        ) -> None:
+            client = app.test_client()
+            barrier.wait()
+            results[name] = client.post(
+                "/auth/reissue",
+                headers=bearer(pair["access_token"]),
+                json={"refresh_token": pair["refresh_token"]},
+            )
+
+        threads = [
+            threading.Thread(target=present, args=("thief", stolen)),
+            threading.Thread(target=present, args=("owner", owned)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert results["thief"].json["error"] == "refresh_token_reused"
+        owner = results["owner"]
+        if owner.status_code == 200:
+            assert api.reissue(owner.json).json["error"] == "session_revoked"
+        else:
+            assert owner.json["error"] == "session_revoked"

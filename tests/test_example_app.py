@@ -99,6 +99,26 @@ def test_unknown_user_and_wrong_password_look_alike(example: Flask) -> None:
     assert wrong.data == unknown.data
 
 
+def test_unknown_users_cost_one_password_check_like_known_ones(
+    example: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import example_app
+
+    checks: list[str] = []
+    real = example_app.check_password_hash
+
+    def counting(pwhash: str, password: str) -> bool:
+        checks.append(pwhash)
+        return real(pwhash, password)
+
+    monkeypatch.setattr(example_app, "check_password_hash", counting)
+    client = example.test_client()
+    client.post("/auth/login", json={"username": "alice", "password": "x"})
+    client.post("/auth/login", json={"username": "nobody", "password": "x"})
+    assert len(checks) == 2, "one full hash check for the known and the unknown user alike"
+    assert checks[0].split("$")[0] == checks[1].split("$")[0], "with the same hash method"
+
+
 def test_create_user_command(example: Flask) -> None:
     runner = example.test_cli_runner()
     result = runner.invoke(args=["create-user", "carol", "--role", "editor", "--password", "pw-1"])

@@ -104,6 +104,13 @@ def test_a_disabled_user_cannot_log_in(api: Api, users: Users) -> None:
         {"json": {"username": "alice", "password": None}},
         {"json": {"username": "a" * 257, "password": "x"}},
         {"json": {"username": "alice", "password": "x" * 1025}},
+        {"json": {"username": "al\nice", "password": "x"}},
+        {"json": {"username": "alice\x00", "password": "x"}},
+        {"json": {"username": "\x1b[31malice", "password": "x"}},
+        {"json": {"username": "\ud800", "password": "x"}},
+        {"json": {"username": "alice", "password": "\udfff"}},
+        {"data": "[" * 5000 + "]" * 5000, "content_type": "application/json"},
+        {"data": b"\xff\xfe\x00", "content_type": "application/json"},
         {},
     ],
 )
