@@ -212,21 +212,24 @@ class SessionStore:
         return bool(self._run(self._check, keys, [user_id]))
 
     def sessions(self, user_id: str) -> list[SessionInfo]:
-        """The user's live sessions, oldest first, from the per-user index (no scans)."""
+        """The user's live sessions, oldest first (to the microsecond), from the index."""
         prefix = self.session_key(user_id, "")
         flat = _text(
             self._run(self._sessions, [self.index_key(user_id), self.epoch_key(user_id)], [prefix])
         )
+        rows = sorted(
+            (flat[i : i + 6] for i in range(0, len(flat), 6)), key=lambda row: int(row[1])
+        )
         return [
             SessionInfo(
-                session_id=flat[i],
-                created_at=int(flat[i + 1]) // 1_000_000,
-                last_used_at=int(flat[i + 2]) // 1_000_000,
-                expires_at=int(flat[i + 3]),
-                ip=flat[i + 4],
-                user_agent=flat[i + 5],
+                session_id=sid,
+                created_at=int(created) // 1_000_000,
+                last_used_at=int(used) // 1_000_000,
+                expires_at=int(expires),
+                ip=ip,
+                user_agent=agent,
             )
-            for i in range(0, len(flat), 6)
+            for sid, created, used, expires, ip, agent in rows
         ]
 
     def session(self, user_id: str, sid: str) -> dict[str, str]:

@@ -20,10 +20,9 @@ def test_a_full_run_logs_events_but_never_a_token_or_password(
         new = api.reissue(pair).json
         api.reissue(pair)  # grace replay
         other = api.login()
-        api.client.delete(
-            f"/auth/sessions/{api.get_json('/auth/sessions', other)['sessions'][0]['sid']}",
-            headers=bearer(other["access_token"]),
-        )
+        listed = api.get_json("/auth/sessions", other)["sessions"]
+        own = next(s["sid"] for s in listed if s["current"])
+        api.client.delete(f"/auth/sessions/{own}", headers=bearer(other["access_token"]))
         api.logout(new)
         third = api.login()
         api.client.post("/auth/logout-all", headers=bearer(third["access_token"]))
