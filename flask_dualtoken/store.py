@@ -68,10 +68,16 @@ def connect(settings: Settings) -> redis.Redis:
     )
 
 
+def hash_tag(kind: str, value: str) -> str:
+    """A Redis Cluster hash tag for a value: base64url, so '{', '}', ':' or any Unicode in
+    it is safe; ``kind`` keeps tags of different namespaces apart."""
+    encoded = base64.urlsafe_b64encode(value.encode("utf-8")).rstrip(b"=").decode("ascii")
+    return "{" + kind + encoded + "}"
+
+
 def user_tag(user_id: str) -> str:
-    """The hash tag of a user: base64url, so '{', '}', ':' or any Unicode in ids is safe."""
-    encoded = base64.urlsafe_b64encode(user_id.encode("utf-8")).rstrip(b"=").decode("ascii")
-    return "{u" + encoded + "}"
+    """The tag every key of one user shares, so one script can touch them all."""
+    return hash_tag("u", user_id)
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,11 @@ so "Alice" and "alice" share one budget.
 
 from __future__ import annotations
 
-import base64
-
 import redis
 
 from .config import Settings
 from .errors import StoreUnavailable
-from .store import script_source
-
-
-def _tag(kind: str, value: str) -> str:
-    encoded = base64.urlsafe_b64encode(value.encode("utf-8")).rstrip(b"=").decode("ascii")
-    return "{" + kind + encoded + "}"
+from .store import hash_tag, script_source
 
 
 class LoginThrottle:
@@ -34,10 +27,10 @@ class LoginThrottle:
         self._fail = client.register_script(script_source("fail"))
 
     def _user_key(self, username: str) -> str:
-        return f"{self._prefix}:{_tag('l', username.casefold())}:fails"
+        return f"{self._prefix}:{hash_tag('l', username.casefold())}:fails"
 
     def _address_key(self, ip: str) -> str:
-        return f"{self._prefix}:{_tag('a', ip)}:fails"
+        return f"{self._prefix}:{hash_tag('a', ip)}:fails"
 
     def _counters(self, username: str, ip: str) -> list[tuple[str, int]]:
         counters = []

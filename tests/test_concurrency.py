@@ -6,7 +6,8 @@ import threading
 from typing import Any
 
 import jwt
-from conftest import Api, bearer
+import pytest
+from conftest import Api, Clock, bearer
 from flask import Flask
 
 from flask_dualtoken.store import SessionStore
@@ -60,15 +61,20 @@ def test_without_grace_concurrent_reissues_end_the_session(make_app: Any) -> Non
     assert statuses.count(401) == THREADS - 1
 
 
-def test_reuse_racing_a_rotation_always_ends_with_the_session_revoked(make_app: Any) -> None:
-    # Without grace, so no waiting: the thief replays generation 0 while the owner
-    # rotates generation 1. Whichever runs first, the session must end up revoked and
-    # whatever pair the owner got must not work any more.
-    app = make_app(DUALTOKEN_REUSE_GRACE=0)
+@pytest.mark.parametrize(("grace", "rounds"), [(0, 15), (1, 3)])
+def test_reuse_racing_a_rotation_always_ends_with_the_session_revoked(
+    make_app: Any, clock: Clock, grace: int, rounds: int
+) -> None:
+    # The thief replays generation 0 after the grace window while the owner rotates
+    # generation 1. Whichever runs first, the session must end up revoked and whatever
+    # pair the owner got must not work any more.
+    app = make_app(DUALTOKEN_REUSE_GRACE=grace)
     api = Api(app)
-    for _ in range(15):
+    for _ in range(rounds):
         stolen = api.login()
         owned = api.reissue(stolen).json
+        if grace:
+            clock.advance(grace + 0.1)
         barrier = threading.Barrier(2)
         results: dict[str, Any] = {}
 

@@ -127,3 +127,29 @@ def test_an_oversized_body_is_413_json(api: Api) -> None:
     )
     assert response.status_code == 413
     assert response.json["error"] == "request_too_large"
+
+
+ROUTES = {
+    "/auth/login": "POST",
+    "/auth/reissue": "POST",
+    "/auth/logout": "POST",
+    "/auth/logout-all": "POST",
+    "/auth/sessions": "GET",
+    "/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA": "DELETE",
+}
+
+
+@pytest.mark.parametrize(
+    ("route", "method"),
+    [
+        (route, method)
+        for route, allowed in ROUTES.items()
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if method != allowed
+    ],
+)
+def test_a_wrong_method_is_a_json_405(api: Api, route: str, method: str) -> None:
+    response = api.client.open(route, method=method)
+    assert response.status_code == 405
+    assert response.json["error"] == "method_not_allowed"
+    assert response.headers["Allow"] == f"{ROUTES[route]}, OPTIONS"
