@@ -14,12 +14,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis import Redis
+from redis.cluster import RedisCluster
 
 MIN_SECRET_BYTES = 32
 GENERATE_SECRET_HINT = (
     'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'  # noqa: S105 - advice, not a secret
 )
-REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "memory"})
+REDIS_SCHEMES = frozenset(
+    {"redis", "rediss", "unix", "memory", "redis+cluster", "rediss+cluster", "redis+sentinel"}
+)
 
 _DEFAULTS: dict[str, Any] = {
     "DUALTOKEN_SECRET_KEY": None,
@@ -53,7 +56,7 @@ class Settings:
 
     secret: bytes
     redis_url: str
-    redis_client: Redis | None
+    redis_client: Redis | RedisCluster | None
     access_expires: int
     refresh_expires: int
     session_max_age: int
@@ -167,19 +170,51 @@ def _seconds(key: str, value: Any, *, minimum: int = 1, maximum: int | None = No
 def _redis_url(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError("DUALTOKEN_REDIS_URL must be a non-empty string")
-    scheme = urlsplit(value).scheme
-    if scheme not in REDIS_SCHEMES:
+    parts = urlsplit(value)
+    if parts.scheme not in REDIS_SCHEMES:
         raise ConfigError(
-            f"DUALTOKEN_REDIS_URL has scheme {scheme!r}; use one of "
+            f"DUALTOKEN_REDIS_URL has scheme {parts.scheme!r}; use one of "
             f"{', '.join(sorted(s + '://' for s in REDIS_SCHEMES))}"
         )
+    try:
+        if parts.scheme.endswith("+cluster"):
+            cluster_nodes(value)
+        elif parts.scheme == "redis+sentinel":
+            sentinel_parts(value)
+    except ValueError as exc:
+        raise ConfigError(f"DUALTOKEN_REDIS_URL {value!r}: {exc}") from None
     return value
 
 
-def _redis_client(value: Any) -> Redis | None:
-    if value is not None and not isinstance(value, Redis):
+def _hosts(netloc: str) -> list[tuple[str, int]]:
+    hosts = []
+    for item in netloc.rpartition("@")[2].split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{item!r} is not host:port")
+        hosts.append((host.strip("[]"), int(port)))
+    return hosts
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """``redis+cluster://host:port[,host:port...]``: the cluster's startup nodes."""
+    return _hosts(urlsplit(url).netloc)
+
+
+def sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int]:
+    """``redis+sentinel://host:port[,host:port...]/service_name[/db]``."""
+    parts = urlsplit(url)
+    path = [p for p in parts.path.split("/") if p]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ValueError("give the service name as the path: .../service_name[/db]")
+    return _hosts(parts.netloc), path[0], int(path[1]) if len(path) == 2 else 0
+
+
+def _redis_client(value: Any) -> Redis | RedisCluster | None:
+    if value is not None and not isinstance(value, (Redis, RedisCluster)):
         raise ConfigError(
-            f"DUALTOKEN_REDIS must be a redis.Redis client, not {type(value).__name__}"
+            "DUALTOKEN_REDIS must be a redis.Redis (Sentinel's master_for gives one) or a "
+            f"redis.cluster.RedisCluster client, not {type(value).__name__}"
         )
     return value
 

@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from .config import Settings
 from .store import SessionStore
 from .throttle import LoginThrottle
-from .tokens import TokenCodec
+from .tokens import MAX_SUBJECT_CHARS, TokenCodec
 
 if TYPE_CHECKING:
     from .extension import DualToken
@@ -38,8 +38,11 @@ class AppState:
 
     def identity_of(self, user: Any) -> str:
         user_id = self.extension._identity_loader(user)
-        if not isinstance(user_id, str) or not user_id:
-            raise TypeError(f"identity_loader must return a non-empty str, got {user_id!r}")
+        if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_SUBJECT_CHARS:
+            raise TypeError(
+                f"identity_loader must return a str of 1-{MAX_SUBJECT_CHARS} characters, "
+                f"got {user_id!r:.80}"
+            )
         return user_id
 
     def role_of(self, user: Any) -> str:

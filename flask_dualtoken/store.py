@@ -16,18 +16,24 @@ import base64
 import logging
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeAlias
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
-from .config import Settings
+from .config import Settings, cluster_nodes, sentinel_parts
 from .errors import StoreUnavailable
 from .tokens import Grant
 
 logger = logging.getLogger("flask_dualtoken")
+
+#: A standalone or Sentinel-managed client, or a cluster client: the store works with all.
+RedisClient: TypeAlias = "redis.Redis | RedisCluster"
 
 #: Socket timeouts for clients we build: a dead or black-holed Redis must turn into a 503
 #: within about a second, not after redis-py's default retries with backoff.
@@ -40,32 +46,62 @@ def script_source(name: str) -> str:
     return (lua / "prelude.lua").read_text("utf-8") + (lua / f"{name}.lua").read_text("utf-8")
 
 
-def connect(settings: Settings) -> redis.Redis:
+def connect(settings: Settings) -> RedisClient:
     """The client for the configured store; ``memory://`` is an in-process fakeredis."""
     if settings.redis_client is not None:
         return settings.redis_client
-    if settings.redis_url.startswith("memory://"):
-        try:
-            import fakeredis
-        except ImportError:  # pragma: no cover - depends on the environment
-            raise RuntimeError(
-                "DUALTOKEN_REDIS_URL=memory:// needs fakeredis with Lua: "
-                "pip install 'flask-dualtoken[memory]'"
-            ) from None
-        logger.warning(
-            "flask-dualtoken is using the in-memory store (memory://): sessions live in this "
-            "process only and vanish on restart. Use a real Redis for more than one process."
+    url = settings.redis_url
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        return _memory_client()
+    # Short timeouts and one immediate retry (which recovers a pooled connection that died
+    # with a Redis restart): an outage answers 503 in about a second.
+    timeouts: dict[str, Any] = {
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": SOCKET_TIMEOUT,
+        "retry": Retry(NoBackoff(), 1),
+        "retry_on_error": [redis.ConnectionError],
+    }
+    parts = urlsplit(url)
+    if scheme.endswith("+cluster"):
+        return RedisCluster(
+            startup_nodes=[
+                ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                for host, port in cluster_nodes(url)
+            ],
+            ssl=scheme.startswith("rediss"),
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            # A moved slot or a failed-over master is retried; a dead cluster is not
+            # retried for long.
+            retry=Retry(NoBackoff(), 2),
+            username=parts.username,
+            password=parts.password,
         )
-        client: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-        return client
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=SOCKET_TIMEOUT,
-        # One immediate retry recovers a pooled connection that died with a Redis restart.
-        retry=Retry(NoBackoff(), 1),
-        retry_on_error=[redis.ConnectionError],
+    if scheme == "redis+sentinel":
+        hosts, service, db = sentinel_parts(url)
+        sentinel = Sentinel(hosts, sentinel_kwargs=dict(timeouts))  # type: ignore[no-untyped-call]
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            service, db=db, username=parts.username, password=parts.password, **timeouts
+        )
+        return master
+    return redis.Redis.from_url(url, **timeouts)
+
+
+def _memory_client() -> redis.Redis:
+    try:
+        import fakeredis
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise RuntimeError(
+            "DUALTOKEN_REDIS_URL=memory:// needs fakeredis with Lua: "
+            "pip install 'flask-dualtoken[memory]'"
+        ) from None
+    logger.warning(
+        "flask-dualtoken is using the in-memory store (memory://): sessions live in this "
+        "process only and vanish on restart. Use a real Redis for more than one process."
     )
+    client: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    return client
 
 
 def hash_tag(kind: str, value: str) -> str:
@@ -123,7 +159,7 @@ class Rotation:
 class SessionStore:
     """Session operations of one app; every public method is one round trip to Redis."""
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    def __init__(self, client: RedisClient, settings: Settings) -> None:
         self.client = client
         self._prefix = settings.key_prefix
         self._access_ttl = settings.access_expires

@@ -12,19 +12,18 @@ import redis
 
 from .config import Settings
 from .errors import StoreUnavailable
-from .store import hash_tag, script_source
+from .store import RedisClient, hash_tag
 
 
 class LoginThrottle:
     """Failed-login counters of one app; each method is one round trip (a pipeline)."""
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    def __init__(self, client: RedisClient, settings: Settings) -> None:
         self._client = client
         self._prefix = settings.key_prefix
         self._user_limit = settings.login_max_attempts
         self._address_limit = settings.login_max_attempts_per_address
         self._window = settings.login_window
-        self._fail = client.register_script(script_source("fail"))
 
     def _user_key(self, username: str) -> str:
         return f"{self._prefix}:{hash_tag('l', username.casefold())}:fails"
@@ -67,7 +66,11 @@ class LoginThrottle:
         try:
             with self._client.pipeline(transaction=False) as pipe:
                 for key, _ in counters:
-                    self._fail(keys=[key], args=[self._window], client=pipe)
+                    # The first failure opens the window: SET NX gives the key its TTL
+                    # only when it does not exist yet; INCR then keeps that TTL. Plain
+                    # commands, so the pipeline also works across cluster slots.
+                    pipe.set(key, 0, ex=self._window, nx=True)
+                    pipe.incr(key)
                 pipe.execute()
         except redis.RedisError:
             raise StoreUnavailable() from None

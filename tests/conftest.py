@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 import redis
 import time_machine
 from flask import Flask, Response
+from redis.cluster import ClusterNode, RedisCluster
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from flask_dualtoken import DualToken, current_user, get_jwt, jwt_required
@@ -49,7 +51,8 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    def start(self, *extra: str) -> None:
+        self.extra = extra or getattr(self, "extra", ())
         self.process = subprocess.Popen(
             [
                 self.binary,
@@ -63,6 +66,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 self.dir,
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -87,6 +91,77 @@ class RedisServer:
 
     def client(self, **kwargs: Any) -> redis.Redis:
         return redis.Redis(port=self.port, **kwargs)
+
+
+class RedisClusterServers:
+    """Three masters on loopback ports with cluster mode on, joined by redis-cli."""
+
+    def __init__(self, binary: str) -> None:
+        self.servers = [RedisServer(binary, port) for port in cluster_ports(3)]
+
+    @property
+    def url(self) -> str:
+        nodes = ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+        return f"redis+cluster://{nodes}"
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start(
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"{server.dir}/nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            )
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is needed to create the test cluster")
+        subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{s.port}" for s in self.servers],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 30
+        for server in self.servers:
+            with server.client() as probe:
+                while b"cluster_state:ok" not in probe.execute_command("CLUSTER", "INFO"):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the test cluster did not become ready")
+                    time.sleep(0.05)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def client(self) -> RedisCluster:
+        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", s.port) for s in self.servers])
+
+
+def cluster_ports(count: int) -> list[int]:
+    """Ports whose cluster bus port (port + 10000) is free too."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randint(20000, 39999)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _redis_binary() -> str:
@@ -119,10 +194,34 @@ def own_redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
-@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.real_redis)])
-def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    cluster = RedisClusterServers(_redis_binary())
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(
+    params=[
+        "fakeredis",
+        pytest.param("redis", marks=pytest.mark.real_redis),
+        pytest.param("cluster", marks=[pytest.mark.real_redis, pytest.mark.cluster]),
+    ]
+)
+def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis | RedisCluster]:
     if request.param == "fakeredis":
         yield fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        return
+    if request.param == "cluster":
+        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        cluster_client = cluster.client()
+        cluster_client.flushall()
+        cluster_client.script_flush()
+        yield cluster_client
+        cluster_client.close()
         return
     server: RedisServer = request.getfixturevalue("redis_server")
     client = server.client()

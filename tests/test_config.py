@@ -66,6 +66,12 @@ def test_flask_secret_key_is_the_fallback() -> None:
         ("DUALTOKEN_REDIS_URL", "http://localhost:6379"),
         ("DUALTOKEN_REDIS_URL", ""),
         ("DUALTOKEN_REDIS_URL", 6379),
+        ("DUALTOKEN_REDIS_URL", "redis+cluster://"),
+        ("DUALTOKEN_REDIS_URL", "redis+cluster://host"),
+        ("DUALTOKEN_REDIS_URL", "redis+cluster://a:1,b"),
+        ("DUALTOKEN_REDIS_URL", "redis+sentinel://a:26379"),
+        ("DUALTOKEN_REDIS_URL", "redis+sentinel://a:26379/mymaster/x"),
+        ("DUALTOKEN_REDIS_URL", "sentinel://a:26379/mymaster"),
         ("DUALTOKEN_REDIS", "redis://localhost"),
         ("DUALTOKEN_ACCESS_EXPIRES", "900"),
         ("DUALTOKEN_ACCESS_EXPIRES", 0),
@@ -152,3 +158,28 @@ def test_callbacks_missing_at_request_time_name_the_decorator() -> None:
         pytest.raises(RuntimeError, match=r"@dualtoken\.authenticate"),
     ):
         get_state(app).authenticate("a", "b")
+
+
+def test_cluster_and_sentinel_urls_are_parsed() -> None:
+    from flask_dualtoken.config import cluster_nodes, sentinel_parts
+
+    assert cluster_nodes("redis+cluster://10.0.0.1:7000,10.0.0.2:7001") == [
+        ("10.0.0.1", 7000),
+        ("10.0.0.2", 7001),
+    ]
+    assert cluster_nodes("rediss+cluster://user:pw@[::1]:7000") == [("::1", 7000)]
+    assert sentinel_parts("redis+sentinel://s1:26379,s2:26380/mymaster/2") == (
+        [("s1", 26379), ("s2", 26380)],
+        "mymaster",
+        2,
+    )
+    assert sentinel_parts("redis+sentinel://s1:26379/mymaster")[2] == 0
+
+
+def test_a_ready_cluster_client_is_accepted() -> None:
+    from redis.cluster import RedisCluster
+
+    from flask_dualtoken.config import _redis_client
+
+    client = RedisCluster.__new__(RedisCluster)  # no connection needed to check the type
+    assert _redis_client(client) is client

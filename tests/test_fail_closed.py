@@ -63,3 +63,16 @@ def test_a_script_error_is_a_503_not_a_500(outage_app: Any, own_redis_server: Re
             client.delete(key)
             client.set(key, "not a hash")
     assert_unavailable(api.reissue(pair))
+
+
+@pytest.mark.cluster
+def test_a_cluster_url_works_end_to_end(redis_cluster: Any, users: Users) -> None:
+    with redis_cluster.client() as direct:
+        direct.flushall()
+    app = build_app(None, users, DUALTOKEN_REDIS=None, DUALTOKEN_REDIS_URL=redis_cluster.url)
+    api = Api(app)
+    pair = api.login()
+    new = api.reissue(pair).json
+    assert api.get_json("/auth/sessions", new)["sessions"][0]["current"] is True
+    assert api.logout(new).status_code == 204
+    app.extensions["dualtoken"].store.client.close()

@@ -114,3 +114,12 @@ def test_a_custom_url_prefix_moves_the_routes(make_app: Any) -> None:
     )
     assert response.status_code == 200
     assert api.client.post("/auth/login", json={}).status_code == 404
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 257, 42, None])
+def test_an_identity_loader_returning_an_unusable_id_is_an_error(
+    make_app: Any, users: Users, bad: Any
+) -> None:
+    app = make_custom_app(make_app, users, identity_loader=lambda u: bad)
+    with app.app_context(), pytest.raises(TypeError, match="identity_loader"):
+        dualtoken_of(app).issue(users.by_id["1"])

@@ -12,6 +12,7 @@ import redis
 import time_machine
 from conftest import SECRET, Api, Users, bearer, build_app
 from flask import Flask
+from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from flask_dualtoken.store import SessionStore, user_tag
@@ -64,14 +65,19 @@ def test_every_key_of_a_user_shares_one_hash_tag_and_slot(
     api = Api(app)
     pair = api.login()
     api.reissue(pair)
+    second = api.login()
+    api.get_json("/auth/sessions", second)
+    api.client.post("/auth/logout-all", headers=bearer(second["access_token"]))
     api.login()
     store: SessionStore = app.extensions["dualtoken"].store
     keys = [k.decode() for k in store.client.scan_iter("*")]
-    assert len(keys) == 3  # two sessions and the index
+    assert len(keys) == 5  # three sessions, the index and the epoch
     tag = user_tag(user_id)
     assert all(k.startswith(f"dualtoken:{tag}:") for k in keys)
     assert tag.count("{") == 1 and tag.count("}") == 1
     assert len({key_slot(k.encode()) for k in keys}) == 1
+    if isinstance(store.client, RedisCluster):  # and the cluster itself agrees
+        assert len({store.client.cluster_keyslot(k) for k in keys}) == 1
 
 
 def test_different_users_get_different_tags() -> None:
