@@ -105,6 +105,7 @@ def reissue(
         user_id,
         sid,
         refresh.jti,
+        refresh.gen,
         new_refresh_jti,
         state.codec.access_template(
             sub=user_id,

@@ -212,13 +212,14 @@ class SessionStore:
         args += [self._access_ttl, self._idle_ttl, self._max_age, self._margin]
         args += [client.ip, client.user_agent]
         reply = _text(self._run(self._create, self._keys(user_id, sid), args))
-        return Grant(access_template, refresh_template, *map(int, reply[1:4]))
+        return Grant(access_template, refresh_template, 0, *map(int, reply[1:4]))
 
     def rotate(
         self,
         user_id: str,
         sid: str,
         presented_jti: str,
+        presented_gen: int,
         new_refresh_jti: str,
         access_template: str,
         refresh_template: str,
@@ -228,12 +229,13 @@ class SessionStore:
         args: list[str | int] = [user_id, sid, presented_jti, new_refresh_jti]
         args += [access_template, refresh_template]
         args += [self._access_ttl, self._idle_ttl, self._grace_us, self._margin]
-        args += [client.ip, client.user_agent]
+        args += [client.ip, client.user_agent, presented_gen]
         reply = _text(self._run(self._rotate, self._keys(user_id, sid), args))
         outcome = reply[0]
         if outcome in ("rotated", "replayed"):
-            issued_at, access_exp, refresh_exp = map(int, reply[1:4])
-            return Rotation(outcome, Grant(reply[4], reply[5], issued_at, access_exp, refresh_exp))
+            issued_at, access_exp, refresh_exp, gen = map(int, reply[1:5])
+            grant = Grant(reply[5], reply[6], gen, issued_at, access_exp, refresh_exp)
+            return Rotation(outcome, grant)
         return Rotation(outcome, detail=reply[1] if len(reply) > 1 else None)
 
     def revoke(self, user_id: str, sid: str, reason: str) -> bool:

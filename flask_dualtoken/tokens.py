@@ -35,7 +35,7 @@ MAX_SUBJECT_CHARS = 256
 
 #: Claims the library owns; ``claims_loader`` may not set them.
 RESERVED_CLAIMS = frozenset(
-    {"sub", "role", "sid", "jti", "rti", "iat", "exp", "nbf", "iss", "aud", "typ", "kid"}
+    {"sub", "role", "sid", "jti", "rti", "gen", "iat", "exp", "nbf", "iss", "aud", "typ", "kid"}
 )
 _ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _HEADER = {"alg", "typ", "kid"}
@@ -66,25 +66,28 @@ class AccessToken:
 
 @dataclass(frozen=True)
 class RefreshToken:
-    """A verified refresh token."""
+    """A verified refresh token; ``gen`` is the session generation it was issued for."""
 
     sub: str
     sid: str
     jti: str
+    gen: int
     exp: int
 
 
 @dataclass(frozen=True)
 class Grant:
-    """What the store keeps for a pair: unsigned claim templates and the times it chose.
+    """What the store keeps for a pair: unsigned claim templates, and the generation and
+    times the store chose.
 
-    Templates are JSON text without ``iat``/``exp``; signing the same grant twice gives
-    byte-identical tokens (HMAC is deterministic), which is how a grace-window replay
+    Templates are JSON text without ``gen``/``iat``/``exp``; signing the same grant twice
+    gives byte-identical tokens (HMAC is deterministic), which is how a grace-window replay
     returns the very pair the first request got while Redis holds no bearer credential.
     """
 
     access_template: str
     refresh_template: str
+    generation: int
     issued_at: int
     access_exp: int
     refresh_exp: int
@@ -171,7 +174,7 @@ class TokenCodec:
         access = json.loads(grant.access_template)
         access.update(iat=grant.issued_at, exp=grant.access_exp)
         refresh = json.loads(grant.refresh_template)
-        refresh.update(iat=grant.issued_at, exp=grant.refresh_exp)
+        refresh.update(gen=grant.generation, iat=grant.issued_at, exp=grant.refresh_exp)
         return TokenPair(
             access_token=self._jwt.encode(
                 access,
@@ -217,8 +220,11 @@ class TokenCodec:
             raise
         except TokenInvalid:
             raise RefreshTokenInvalid() from None
+        gen = claims.get("gen")
+        if isinstance(gen, bool) or not isinstance(gen, int) or gen < 0:
+            raise RefreshTokenInvalid()
         return RefreshToken(
-            sub=claims["sub"], sid=claims["sid"], jti=claims["jti"], exp=claims["exp"]
+            sub=claims["sub"], sid=claims["sid"], jti=claims["jti"], gen=gen, exp=claims["exp"]
         )
 
     def _signing_keys(self, token: str) -> SigningKeys:

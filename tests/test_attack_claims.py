@@ -23,7 +23,7 @@ def test_each_required_access_claim_missing_is_refused(api: Api, claim: str) -> 
     assert_access_refused(api, forge(ACCESS_HEADER, access, KEYS.access))
 
 
-@pytest.mark.parametrize("claim", ["sub", "sid", "jti", "iat", "exp"])
+@pytest.mark.parametrize("claim", ["sub", "sid", "jti", "gen", "iat", "exp"])
 def test_each_required_refresh_claim_missing_is_refused(api: Api, claim: str) -> None:
     access, refresh = login_claims(api)
     del refresh[claim]
@@ -114,3 +114,16 @@ def test_exp_within_the_leeway_is_accepted(make_app: Any, clock: Clock) -> None:
     token = forge(ACCESS_HEADER, access, KEYS.access)
     clock.advance(1.5)  # past exp, inside the leeway
     assert api.get("/me", token).status_code == 200
+
+
+@pytest.mark.parametrize("gen", [-1, "1", True, 1.5, None])
+def test_a_refresh_generation_of_the_wrong_type_is_refused(api: Api, gen: Any) -> None:
+    access, refresh = login_claims(api)
+    refresh["gen"] = gen
+    response = api.reissue(
+        {
+            "access_token": forge(ACCESS_HEADER, access, KEYS.access),
+            "refresh_token": forge(REFRESH_HEADER, refresh, KEYS.refresh),
+        }
+    )
+    assert response.json["error"] == "refresh_token_invalid"

@@ -281,6 +281,31 @@ def test_revocation_is_final_even_within_grace(api: Api, state: AppState) -> Non
     assert api.reissue(pair).json["error"] == "session_revoked"
 
 
+def test_refresh_tokens_carry_their_generation(api: Api) -> None:
+    pair = api.login()
+    assert claims(pair["refresh_token"])["gen"] == 0
+    pair = api.reissue(pair).json
+    assert claims(pair["refresh_token"])["gen"] == 1
+
+
+def test_a_lost_rotation_is_not_mistaken_for_reuse(api: Api, store: SessionStore) -> None:
+    # What a Redis failover can do: the rotation that issued `new` never reached the
+    # replica that became master. Its RT is of a generation the store has not reached:
+    # refused, and the session is not revoked.
+    pair = api.login()
+    c = claims(pair["refresh_token"])
+    key = store.session_key(c["sub"], c["sid"])
+    before = store.client.hgetall(key)
+    new = api.reissue(pair).json
+    store.client.delete(key)
+    store.client.hset(key, mapping=before)
+    store.client.expire(key, 3600)
+    response = api.reissue(new)
+    assert response.json["error"] == "refresh_token_invalid"
+    assert "revoked" not in session_of(store, pair)
+    assert api.reissue(pair).status_code == 200, "the surviving generation still rotates"
+
+
 # -- lifetimes ------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 -- The reissue rule, in one atomic step: look up, compare, then rotate, replay or refuse.
 -- KEYS: session hash, user index, user epoch
 -- ARGV: uid, sid, presented_rt_jti, new_rt_jti, at_template, rt_template,
---       access_ttl, idle_ttl, grace_us, margin, client ip, user agent
+--       access_ttl, idle_ttl, grace_us, margin, client ip, user agent, presented_rt_gen
 local now_s, now_us = clock()
 local h = redis.call('HMGET', KEYS[1],
   'uid', 'revoked', 'abs_end', 'cur', 'cur_exp', 'prev', 'rot', 'gen', 'epoch')
@@ -18,22 +18,29 @@ if presented == h[4] then
   if now_s >= tonumber(h[5]) then return {'expired'} end
   local at_exp = now_s + tonumber(ARGV[7])
   local rt_exp = math.min(now_s + tonumber(ARGV[8]), abs_end)
+  local gen = tonumber(h[8]) + 1
   redis.call('HSET', KEYS[1],
-    'gen', tonumber(h[8]) + 1, 'prev', presented, 'cur', ARGV[4], 'cur_exp', fmt(rt_exp),
+    'gen', gen, 'prev', presented, 'cur', ARGV[4], 'cur_exp', fmt(rt_exp),
     'rot', fmt(now_us), 'used', fmt(now_us), 'at', ARGV[5], 'rt', ARGV[6],
     'iat', fmt(now_s), 'at_exp', fmt(at_exp), 'ip', ARGV[11], 'ua', ARGV[12])
   redis.call('EXPIREAT', KEYS[1], fmt(rt_exp + tonumber(ARGV[10])))
-  return {'rotated', fmt(now_s), fmt(at_exp), fmt(rt_exp), ARGV[5], ARGV[6]}
+  return {'rotated', fmt(now_s), fmt(at_exp), fmt(rt_exp), fmt(gen), ARGV[5], ARGV[6]}
 end
 
 if presented == h[6] and now_us < tonumber(h[7]) + tonumber(ARGV[9]) then
   -- The predecessor inside [rotation, rotation + grace): a concurrent refresh. Hand back
   -- the pair the first request got; do not rotate again, do not extend the window.
   local p = redis.call('HMGET', KEYS[1], 'iat', 'at_exp', 'cur_exp', 'at', 'rt')
-  return {'replayed', p[1], p[2], p[3], p[4], p[5]}
+  return {'replayed', p[1], p[2], p[3], h[8], p[4], p[5]}
 end
 
--- A validly signed refresh token of this session that is neither current nor a predecessor
--- in grace: a copy is in someone else's hands. End the whole session in this same step.
-revoke(KEYS[1], KEYS[2], ARGV[2], 'reuse')
-return {'reused', fmt(h[8])}
+if tonumber(ARGV[13]) < tonumber(h[8]) then
+  -- A validly signed refresh token of an earlier generation that is not a predecessor in
+  -- grace: a copy is in someone else's hands. End the whole session in this same step.
+  revoke(KEYS[1], KEYS[2], ARGV[2], 'reuse')
+  return {'reused', fmt(h[8])}
+end
+
+-- A generation the store has not reached: the rotation that issued this token was lost
+-- (a Redis failover before it replicated). Not reuse; refuse and change nothing.
+return {'unknown'}
