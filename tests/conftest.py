@@ -148,6 +148,90 @@ class RedisClusterServers:
         return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", s.port) for s in self.servers])
 
 
+class SentinelSetup:
+    """One master, one replica and one sentinel watching them, all on loopback."""
+
+    SERVICE = "mymaster"
+
+    def __init__(self, binary: str) -> None:
+        self.master = RedisServer(binary, free_port())
+        self.replica = RedisServer(binary, free_port())
+        self.binary = binary
+        self.sentinel_port = free_port()
+        self.sentinel: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.sentinel_port}/{self.SERVICE}"
+
+    def start(self) -> None:
+        self.master.start()
+        self.replica.start("--replicaof", "127.0.0.1", str(self.master.port))
+        conf = f"{self.master.dir}/sentinel.conf"
+        with open(conf, "w") as f:
+            f.write(
+                f"port {self.sentinel_port}\nbind 127.0.0.1\ndir {self.master.dir}\n"
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master.port} 1\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+                f"sentinel failover-timeout {self.SERVICE} 5000\n"
+            )
+        self.sentinel = subprocess.Popen(
+            [self.binary, conf, "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.wait(lambda: self.replicas_known() and self.replica_in_sync(), "sentinel ready")
+
+    def sentinel_client(self) -> redis.Redis:
+        return redis.Redis(port=self.sentinel_port, socket_connect_timeout=0.2)
+
+    def master_port(self) -> int:
+        with self.sentinel_client() as s:
+            _host, port = s.sentinel_get_master_addr_by_name(self.SERVICE)
+        return int(port)
+
+    def replicas_known(self) -> bool:
+        try:
+            with self.sentinel_client() as s:
+                return bool(s.sentinel_slaves(self.SERVICE))
+        except redis.RedisError:
+            return False
+
+    def replica_in_sync(self) -> bool:
+        with self.replica.client() as r:
+            info = r.info("replication")
+        return info.get("master_link_status") == "up"
+
+    def failover(self) -> None:
+        """Promote the replica, as an operator or a dying master would, and wait for it."""
+        old = self.master_port()
+        with self.sentinel_client() as s:
+            s.execute_command("SENTINEL", "FAILOVER", self.SERVICE)
+
+        def promoted() -> bool:
+            if self.master_port() == old:
+                return False
+            with redis.Redis(port=self.master_port()) as new:
+                return new.info("replication").get("role") == "master"
+
+        self.wait(promoted, "failover")
+
+    @staticmethod
+    def wait(ready: Any, what: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while not ready():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.sentinel is not None:
+            self.sentinel.terminate()
+            self.sentinel.wait(timeout=10)
+        self.replica.stop()
+        self.master.stop()
+
+
 def cluster_ports(count: int) -> list[int]:
     """Ports whose cluster bus port (port + 10000) is free too."""
     ports: list[int] = []
@@ -192,6 +276,16 @@ def own_redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_sentinel() -> Iterator[SentinelSetup]:
+    setup = SentinelSetup(_redis_binary())
+    try:
+        setup.start()
+        yield setup
+    finally:
+        setup.stop()
 
 
 @pytest.fixture(scope="session")
