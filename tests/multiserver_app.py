@@ -1,0 +1,42 @@
+"""The app the multi-server test runs under gunicorn: settings from the environment,
+one in-memory user, and a protected route."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+from flask_dualtoken import DualToken, current_user, jwt_required
+
+
+class User:
+    id = 1
+    role = "user"
+    username = "alice"
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        DUALTOKEN_SECRET_KEY=os.environ["DUALTOKEN_TEST_SECRET"],
+        DUALTOKEN_REDIS_URL=os.environ["DUALTOKEN_TEST_REDIS_URL"],
+        DUALTOKEN_REUSE_GRACE=int(os.environ.get("DUALTOKEN_TEST_GRACE", "30")),
+    )
+    dualtoken = DualToken(app)
+
+    @dualtoken.authenticate
+    def authenticate(username: str, password: str) -> User | None:
+        return User() if (username, password) == ("alice", "correct horse") else None
+
+    @dualtoken.user_loader
+    def load_user(user_id: str) -> User | None:
+        return User() if user_id == "1" else None
+
+    @app.get("/me")
+    @jwt_required
+    def me() -> dict[str, Any]:
+        return {"username": current_user.username, "server": os.environ["SERVER_NAME_FOR_TEST"]}
+
+    return app
