@@ -42,6 +42,7 @@ _DEFAULTS: dict[str, Any] = {
     "DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": 50,
     "DUALTOKEN_LOGIN_WINDOW": 300,
     "DUALTOKEN_PREVIOUS_SECRET_KEYS": (),
+    "DUALTOKEN_TOKEN_CACHE_SIZE": 4096,
 }
 KNOWN_KEYS = frozenset(_DEFAULTS)
 
@@ -72,6 +73,7 @@ class Settings:
     login_window: int
     #: Verify-only secrets of earlier generations, newest first.
     previous_secrets: tuple[bytes, ...]
+    token_cache_size: int
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:
@@ -109,6 +111,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         ),
         login_window=_seconds("DUALTOKEN_LOGIN_WINDOW", get("DUALTOKEN_LOGIN_WINDOW")),
         previous_secrets=_previous_secrets(get("DUALTOKEN_PREVIOUS_SECRET_KEYS")),
+        token_cache_size=_count("DUALTOKEN_TOKEN_CACHE_SIZE", get("DUALTOKEN_TOKEN_CACHE_SIZE")),
     )
 
 

@@ -3,6 +3,8 @@
 Layout, all keys of one user under one hash tag so a script touches one cluster slot::
 
     {prefix}:{u<base64url(user id)>}:s:<sid>   hash: the session (see lua/create.lua)
+    {prefix}:{u<base64url(user id)>}:r:<sid>   hash: the newest pair's claims, kept only
+                                               for the grace window (lua/rotate.lua)
     {prefix}:{u<base64url(user id)>}:idx       sorted set: sid -> absolute end
     {prefix}:{u<base64url(user id)>}:epoch     int: bumped by logout-all
 
@@ -187,8 +189,16 @@ class SessionStore:
     def epoch_key(self, user_id: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:epoch"
 
+    def replay_key(self, user_id: str, sid: str) -> str:
+        return f"{self._prefix}:{user_tag(user_id)}:r:{sid}"
+
     def _keys(self, user_id: str, sid: str) -> list[str]:
-        return [self.session_key(user_id, sid), self.index_key(user_id), self.epoch_key(user_id)]
+        return [
+            self.session_key(user_id, sid),
+            self.index_key(user_id),
+            self.epoch_key(user_id),
+            self.replay_key(user_id, sid),
+        ]
 
     def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         try:
@@ -208,10 +218,10 @@ class SessionStore:
         client: ClientInfo,
     ) -> Grant:
         """Store a new session; its times come from Redis."""
-        args: list[str | int] = [user_id, sid, refresh_jti, access_template, refresh_template]
+        args: list[str | int] = [user_id, sid, refresh_jti]
         args += [self._access_ttl, self._idle_ttl, self._max_age, self._margin]
         args += [client.ip, client.user_agent]
-        reply = _text(self._run(self._create, self._keys(user_id, sid), args))
+        reply = _text(self._run(self._create, self._keys(user_id, sid)[:3], args))
         return Grant(access_template, refresh_template, 0, *map(int, reply[1:4]))
 
     def rotate(

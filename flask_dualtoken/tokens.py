@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -118,6 +121,40 @@ class TokenPair:
         return f"TokenPair(user_id={self.user_id!r}, session_id={self.session_id!r})"
 
 
+class VerifiedTokens:
+    """A bounded memo of access tokens this process has already verified.
+
+    Keyed by the exact token text: the same text under the same key verifies the same
+    way (HMAC is deterministic), so a hit needs only the time checks, which are redone on
+    every hit. The memo belongs to one codec, so it is emptied whenever the keys change
+    (a new secret means a new app configuration). Oldest entries go first when full.
+    """
+
+    def __init__(self, size: int, leeway: int) -> None:
+        self._size = size
+        self._leeway = leeway
+        self._entries: dict[str, tuple[AccessToken, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> AccessToken | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        verified, not_before = entry
+        now = time.time()
+        if not_before - self._leeway <= now < verified.exp + self._leeway:
+            return verified
+        return None  # outside its window: the full check gives the precise error
+
+    def put(self, token: str, verified: AccessToken) -> None:
+        claims = verified.claims
+        not_before = max(float(claims["iat"]), float(claims.get("nbf") or claims["iat"]))
+        with self._lock:
+            if len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[token] = (verified, not_before)
+
+
 class TokenCodec:
     """Signs and verifies the two token kinds of one app's settings."""
 
@@ -137,6 +174,11 @@ class TokenCodec:
             required.append("aud")
         self._options_exp: Options = {"require": required, "verify_signature": True}
         self._options_no_exp: Options = {**self._options_exp, "verify_exp": False}
+        self._verified = (
+            VerifiedTokens(settings.token_cache_size, settings.leeway)
+            if settings.token_cache_size
+            else None
+        )
 
     # -- building -------------------------------------------------------------------------
 
@@ -198,6 +240,16 @@ class TokenCodec:
 
     def decode_access(self, token: str, *, verify_exp: bool = True) -> AccessToken:
         """Verify an access token; expiry is skipped only for reissue and logout."""
+        if verify_exp and self._verified is not None:
+            hit = self._verified.get(token)
+            if hit is not None:
+                return hit
+        verified = self._decode_access(token, verify_exp)
+        if verify_exp and self._verified is not None:
+            self._verified.put(token, verified)
+        return verified
+
+    def _decode_access(self, token: str, verify_exp: bool) -> AccessToken:
         claims = self._decode(token, ACCESS_TYP, verify_exp, TokenExpired)
         role = claims.get("role")
         rti = claims.get("rti")
@@ -210,7 +262,7 @@ class TokenCodec:
             jti=claims["jti"],
             rti=rti,
             exp=claims["exp"],
-            claims=claims,
+            claims=MappingProxyType(claims),  # read-only: the same object may be memoised
         )
 
     def decode_refresh(self, token: str, *, verify_exp: bool = True) -> RefreshToken:

@@ -183,3 +183,48 @@ def test_errors_survive_an_app_that_handles_http_exceptions_itself(app: Flask, a
     response = api.get("/me")
     assert response.status_code == 401
     assert response.json["error"] == "token_missing"
+
+
+def test_a_memoised_token_is_still_refused_once_expired(make_app, clock: Clock) -> None:
+    api = Api(make_app(DUALTOKEN_ACCESS_EXPIRES=2))
+    clock.align()
+    token = api.login()["access_token"]
+    for _ in range(3):  # verified once, then served from the memo
+        assert api.get("/me", token).status_code == 200
+    clock.advance(2.1)
+    assert api.get("/me", token).json["error"] == "token_expired"
+
+
+def test_the_memo_is_bounded_and_can_be_turned_off(make_app, state) -> None:
+    from flask_dualtoken.state import get_state
+
+    small = make_app(DUALTOKEN_TOKEN_CACHE_SIZE=2)
+    api = Api(small)
+    tokens = [api.login()["access_token"] for _ in range(3)]
+    for token in tokens:
+        api.get("/me", token)
+    memo = get_state(small).codec._verified
+    assert memo is not None
+    assert list(memo._entries) == tokens[1:], "the oldest entry went first"
+    off = make_app(DUALTOKEN_TOKEN_CACHE_SIZE=0)
+    assert get_state(off).codec._verified is None
+    assert Api(off).get("/me", Api(off).login()["access_token"]).status_code == 200
+
+
+def test_claims_of_a_verified_token_are_read_only(app: Flask, api: Api) -> None:
+    from flask_dualtoken.context import get_request_token
+
+    @app.get("/mutate")
+    @jwt_required
+    def mutate() -> dict[str, str]:
+        token = get_request_token()
+        assert token is not None
+        try:
+            token.claims["role"] = "admin"  # type: ignore[index]
+        except TypeError:
+            return {"mutable": "no"}
+        return {"mutable": "yes"}
+
+    token = api.login(username="bob")["access_token"]
+    assert api.get("/mutate", token).json == {"mutable": "no"}
+    assert api.get("/admin", token).status_code == 403

@@ -71,7 +71,7 @@ def test_every_key_of_a_user_shares_one_hash_tag_and_slot(
     api.login()
     store: SessionStore = app.extensions["dualtoken"].store
     keys = [k.decode() for k in store.client.scan_iter("*")]
-    assert len(keys) == 5  # three sessions, the index and the epoch
+    assert len(keys) == 6  # three sessions, one replay key, the index and the epoch
     tag = user_tag(user_id)
     assert all(k.startswith(f"dualtoken:{tag}:") for k in keys)
     assert tag.count("{") == 1 and tag.count("}") == 1
@@ -136,14 +136,36 @@ def test_the_grace_window_is_half_open_to_the_microsecond(users: Users) -> None:
 def test_a_revoked_session_keeps_its_mark_until_the_refresh_token_would_expire(
     api: Api, store: SessionStore
 ) -> None:
-    pair = api.login()
+    pair = api.reissue(api.login()).json
     c = jwt.decode(pair["refresh_token"], options={"verify_signature": False})
     key = store.session_key(c["sub"], c["sid"])
+    assert store.client.exists(store.replay_key(c["sub"], c["sid"]))
     before = store.client.ttl(key)
     api.logout(pair)
     assert store.client.hget(key, "revoked") == b"logout"
     assert abs(store.client.ttl(key) - before) <= 2
-    assert store.client.hget(key, "at") is None, "no claim templates kept after revocation"
+    assert not store.client.exists(store.replay_key(c["sub"], c["sid"])), "nothing to replay"
+
+
+def test_replay_claims_live_only_as_long_as_the_grace_window(
+    api: Api, store: SessionStore
+) -> None:
+    login = api.login()
+    c = jwt.decode(login["refresh_token"], options={"verify_signature": False})
+    assert not store.client.exists(store.replay_key(c["sub"], c["sid"])), "none at login"
+    api.reissue(login)
+    ttl_ms = store.client.pttl(store.replay_key(c["sub"], c["sid"]))
+    assert 29_000 < ttl_ms <= 31_000
+    session = store.session(c["sub"], c["sid"])
+    assert max(len(v) for v in session.values()) <= 64, "compact hash encoding stays possible"
+
+
+def test_with_grace_off_no_replay_claims_are_written(make_app: Any) -> None:
+    app = make_app(DUALTOKEN_REUSE_GRACE=0)
+    api = Api(app)
+    api.reissue(api.login())
+    store: SessionStore = app.extensions["dualtoken"].store
+    assert not list(store.client.scan_iter("*:r:*"))
 
 
 def test_the_user_index_lists_live_sessions_and_prunes_dead_ones(

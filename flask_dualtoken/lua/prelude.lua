@@ -17,10 +17,10 @@ local function epoch(key)
 end
 
 -- Revocation is final: the hash keeps a 'revoked' reason until its TTL (the current
--- refresh token's expiry) runs out, so late requests get a precise answer; the claim
--- templates go at once, so nothing replayable stays behind.
-local function revoke(session, index, sid, reason)
+-- refresh token's expiry) runs out, so late requests get a precise answer; the replay
+-- key goes at once, so nothing replayable stays behind.
+local function revoke(session, index, replay, sid, reason)
   redis.call('HSET', session, 'revoked', reason)
-  redis.call('HDEL', session, 'at', 'rt')
+  redis.call('DEL', replay)
   redis.call('ZREM', index, sid)
 end

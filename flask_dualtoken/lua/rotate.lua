@@ -1,5 +1,5 @@
 -- The reissue rule, in one atomic step: look up, compare, then rotate, replay or refuse.
--- KEYS: session hash, user index, user epoch
+-- KEYS: session hash, user index, user epoch, replay key of the session
 -- ARGV: uid, sid, presented_rt_jti, new_rt_jti, at_template, rt_template,
 --       access_ttl, idle_ttl, grace_us, margin, client ip, user agent, presented_rt_gen
 local now_s, now_us = clock()
@@ -10,6 +10,7 @@ if h[2] then return {'revoked', h[2]} end
 if h[9] ~= epoch(KEYS[3]) then return {'revoked', 'logout_all'} end
 local abs_end = tonumber(h[3])
 if now_s >= abs_end then return {'expired'} end
+local grace_us = tonumber(ARGV[9])
 
 local presented = ARGV[3]
 if presented == h[4] then
@@ -21,23 +22,30 @@ if presented == h[4] then
   local gen = tonumber(h[8]) + 1
   redis.call('HSET', KEYS[1],
     'gen', gen, 'prev', presented, 'cur', ARGV[4], 'cur_exp', fmt(rt_exp),
-    'rot', fmt(now_us), 'used', fmt(now_us), 'at', ARGV[5], 'rt', ARGV[6],
-    'iat', fmt(now_s), 'at_exp', fmt(at_exp), 'ip', ARGV[11], 'ua', ARGV[12])
+    'rot', fmt(now_us), 'used', fmt(now_us), 'ip', ARGV[11], 'ua', ARGV[12])
   redis.call('EXPIREAT', KEYS[1], fmt(rt_exp + tonumber(ARGV[10])))
+  -- What a replay within grace must sign again, kept only as long as the grace lasts.
+  if grace_us > 0 then
+    redis.call('HSET', KEYS[4], 'at', ARGV[5], 'rt', ARGV[6], 'iat', fmt(now_s),
+      'at_exp', fmt(at_exp))
+    redis.call('PEXPIREAT', KEYS[4], fmt((now_us + grace_us) / 1000 + 1000))
+  end
   return {'rotated', fmt(now_s), fmt(at_exp), fmt(rt_exp), fmt(gen), ARGV[5], ARGV[6]}
 end
 
-if presented == h[6] and now_us < tonumber(h[7]) + tonumber(ARGV[9]) then
+if presented == h[6] and now_us < tonumber(h[7]) + grace_us then
   -- The predecessor inside [rotation, rotation + grace): a concurrent refresh. Hand back
   -- the pair the first request got; do not rotate again, do not extend the window.
-  local p = redis.call('HMGET', KEYS[1], 'iat', 'at_exp', 'cur_exp', 'at', 'rt')
-  return {'replayed', p[1], p[2], p[3], h[8], p[4], p[5]}
+  local p = redis.call('HMGET', KEYS[4], 'iat', 'at_exp', 'at', 'rt')
+  if p[1] then
+    return {'replayed', p[1], p[2], h[5], h[8], p[3], p[4]}
+  end
 end
 
 if tonumber(ARGV[13]) < tonumber(h[8]) then
   -- A validly signed refresh token of an earlier generation that is not a predecessor in
   -- grace: a copy is in someone else's hands. End the whole session in this same step.
-  revoke(KEYS[1], KEYS[2], ARGV[2], 'reuse')
+  revoke(KEYS[1], KEYS[2], KEYS[4], ARGV[2], 'reuse')
   return {'reused', fmt(h[8])}
 end
 
