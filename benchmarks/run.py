@@ -1,21 +1,23 @@
 """Benchmarks, side by side in one run: ``python benchmarks/run.py``.
 
-Starts its own redis-server on a loopback port (the binary must be installed), runs each
-variant interleaved with the others, and prints medians of repeats as tables:
+Needs ``pip install -e '.[bench]'`` and a ``redis-server`` binary; starts its own Redis on
+a loopback port, runs the variants of each table interleaved, and prints medians of
+repeats. Requests go through Flask's test client (in-process WSGI): the numbers are the
+framework's and ours, without a network stack. ``--quick`` runs fewer repeats.
 
-1. Per-request cost of a protected route: no decorator, ``@jwt_required`` (stateless
-   access token), and ``@jwt_required`` with ``DUALTOKEN_VERIFY_SESSION`` (strict mode,
-   one Redis call), on the in-memory store and on a real Redis.
-2. Login time for a wrong password and for an unknown user (the example app, with
-   werkzeug's default password hash), which should be about equal.
-
-Requests go through Flask's test client (in-process WSGI), so the numbers are the
-framework's and ours, without a network stack. Everything talks to 127.0.0.1 only.
+1. Per-request overhead of a protected route over the same route unprotected: ours
+   (with and without the verified-token memo, and in strict mode) against
+   Flask-JWT-Extended's ``@jwt_required()``, and a bare ``jwt.decode`` of the same token.
+2. Reissue: time per reissue and Redis commands per reissue (from ``INFO commandstats``).
+3. Login: the extension's own cost, with an ``authenticate`` that checks nothing.
+4. Redis memory per live session after many logins, and its change under rotation.
+5. Login refusal time for a wrong password and an unknown user (the example app).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import socket
 import statistics
@@ -28,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import jwt
 import redis
 from flask import Flask
 
@@ -35,12 +38,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flask_dualtoken import DualToken, jwt_required  # noqa: E402
+from flask_dualtoken.state import get_state  # noqa: E402
+from flask_dualtoken.store import ClientInfo  # noqa: E402
 
 SECRET = "benchmark-secret-" + "x" * 40
+BROWSER_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
+def redis_server() -> Iterator[redis.Redis]:
     binary = shutil.which("redis-server")
     if binary is None:
         sys.exit("redis-server is not installed (apt-get install redis-server)")
@@ -60,7 +69,7 @@ def redis_server() -> Iterator[str]:
         except redis.ConnectionError:
             time.sleep(0.02)
     try:
-        yield f"redis://127.0.0.1:{port}/0"
+        yield client
     finally:
         client.close()
         process.terminate()
@@ -72,11 +81,9 @@ class User:
     role = "user"
 
 
-def protected_app(redis_url: str, strict: bool) -> Flask:
-    app = Flask(f"bench-{strict}")
-    app.config.update(
-        DUALTOKEN_SECRET_KEY=SECRET, DUALTOKEN_REDIS_URL=redis_url, DUALTOKEN_VERIFY_SESSION=strict
-    )
+def our_app(client: redis.Redis, **config: Any) -> Flask:
+    app = Flask("bench-ours")
+    app.config.update(DUALTOKEN_SECRET_KEY=SECRET, DUALTOKEN_REDIS=client, **config)
     dualtoken = DualToken(app)
     dualtoken.authenticate(lambda username, password: User())
     dualtoken.user_loader(lambda user_id: User())
@@ -93,54 +100,239 @@ def protected_app(redis_url: str, strict: bool) -> Flask:
     return app
 
 
-def per_request_us(call: Callable[[], Any], requests: int) -> float:
+def their_app() -> tuple[Flask, str]:
+    from flask_jwt_extended import JWTManager, create_access_token
+    from flask_jwt_extended import jwt_required as their_jwt_required
+
+    app = Flask("bench-theirs")
+    app.config["JWT_SECRET_KEY"] = SECRET
+    JWTManager(app)
+
+    @app.get("/open")
+    def open_route() -> dict[str, Any]:
+        return {"hello": "world"}
+
+    @app.get("/protected")
+    @their_jwt_required()
+    def protected_route() -> dict[str, Any]:
+        return {"hello": "world"}
+
+    with app.app_context():
+        token = create_access_token(identity="1", additional_claims={"role": "user"})
+    return app, token
+
+
+def per_call_us(call: Callable[[], Any], calls: int) -> float:
     start = time.perf_counter()
-    for _ in range(requests):
+    for _ in range(calls):
         call()
-    return (time.perf_counter() - start) / requests * 1e6
+    return (time.perf_counter() - start) / calls * 1e6
 
 
 def interleaved(
-    variants: dict[str, Callable[[], Any]], requests: int, repeats: int
+    variants: dict[str, Callable[[], Any]], calls: int, repeats: int
 ) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for call in variants.values():  # warm up
-        per_request_us(call, max(10, requests // 10))
+        per_call_us(call, max(10, calls // 10))
     for _ in range(repeats):
         for name, call in variants.items():
-            samples[name].append(per_request_us(call, requests))
+            samples[name].append(per_call_us(call, calls))
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def bench_protected(redis_url: str, requests: int, repeats: int) -> None:
+def table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        print(
+            "  ".join(
+                str(cell).rjust(w) if i else str(cell).ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+
+
+def bench_decorator(client: redis.Redis, calls: int, repeats: int) -> None:
+    def login(app: Flask) -> tuple[Any, dict[str, str], str]:
+        c = app.test_client()
+        token = c.post("/auth/login", json={"username": "u", "password": "p"}).json["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert c.get("/protected", headers=headers).status_code == 200
+        return c, headers, token
+
+    ours, ours_headers, token = login(our_app(client))
+    no_memo, no_memo_headers, _ = login(our_app(client, DUALTOKEN_TOKEN_CACHE_SIZE=0))
+    strict, strict_headers, _ = login(our_app(client, DUALTOKEN_VERIFY_SESSION=True))
+    theirs_app, their_token = their_app()
+    theirs = theirs_app.test_client()
+    their_headers = {"Authorization": f"Bearer {their_token}"}
+    assert theirs.get("/protected", headers=their_headers).status_code == 200
+    key = get_state(ours.application).codec._keys.access
+
+    medians = interleaved(
+        {
+            "ours: no decorator": lambda: ours.get("/open"),
+            "ours: @jwt_required": lambda: ours.get("/protected", headers=ours_headers),
+            "ours: @jwt_required, no memo": lambda: no_memo.get(
+                "/protected", headers=no_memo_headers
+            ),
+            "ours: @jwt_required, strict": lambda: strict.get(
+                "/protected", headers=strict_headers
+            ),
+            "FJE: no decorator": lambda: theirs.get("/open"),
+            "FJE: @jwt_required()": lambda: theirs.get("/protected", headers=their_headers),
+            "bare jwt.decode": lambda: jwt.decode(token, key, algorithms=["HS256"]),
+        },
+        calls,
+        repeats,
+    )
+    base_ours, base_theirs = medians["ours: no decorator"], medians["FJE: no decorator"]
+    overhead = {
+        "ours: @jwt_required": medians["ours: @jwt_required"] - base_ours,
+        "ours: @jwt_required, no memo": medians["ours: @jwt_required, no memo"] - base_ours,
+        "ours: @jwt_required, strict": medians["ours: @jwt_required, strict"] - base_ours,
+        "FJE: @jwt_required()": medians["FJE: @jwt_required()"] - base_theirs,
+        "bare jwt.decode": medians["bare jwt.decode"],
+    }
+    theirs_overhead = overhead["FJE: @jwt_required()"]
+    rows = [
+        (name, f"{medians.get(name, 0):.1f}", f"{value:.1f}", f"{value / theirs_overhead:.2f}")
+        for name, value in overhead.items()
+    ]
+    rows.insert(0, ("ours: no decorator", f"{base_ours:.1f}", "-", "-"))
+    rows.insert(4, ("FJE: no decorator", f"{base_theirs:.1f}", "-", "-"))
+    table(
+        f"1. Protected route, median of {repeats} x {calls} requests (us)",
+        ("variant", "us/request", "overhead", "x FJE overhead"),
+        rows,
+    )
+
+
+@contextmanager
+def round_trips() -> Iterator[list[int]]:
+    """Counts what the client sends to Redis: one per command, one per pipeline."""
+    from redis.connection import AbstractConnection
+
+    sent = [0]
+    original = AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        sent[0] += 1
+        original(self, command, check_health)
+
+    AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+
+
+def bench_reissue_and_login(client: redis.Redis, calls: int, repeats: int) -> None:
+    app = our_app(
+        client, DUALTOKEN_LOGIN_MAX_ATTEMPTS=0, DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS=0
+    )
+    c = app.test_client()
+    pair = c.post("/auth/login", json={"username": "u", "password": "p"}).json
+
+    def reissue() -> None:
+        nonlocal pair
+        response = c.post(
+            "/auth/reissue",
+            headers={"Authorization": f"Bearer {pair['access_token']}"},
+            json={"refresh_token": pair["refresh_token"]},
+        )
+        pair = response.json
+
+    def login() -> None:
+        c.post("/auth/login", json={"username": "u", "password": "p"})
+
+    medians = interleaved(
+        {"no decorator": lambda: c.get("/open"), "reissue": reissue, "login": login},
+        calls // 4,
+        repeats,
+    )
+    probes = 200
+    with round_trips() as sent:
+        for _ in range(probes):
+            reissue()
+    reissue_trips = sent[0] / probes
+    with round_trips() as sent:
+        for _ in range(probes):
+            login()
+    login_trips = sent[0] / probes
+    throttled = our_app(client).test_client()
+    with round_trips() as sent:
+        for _ in range(probes):
+            throttled.post("/auth/login", json={"username": "u", "password": "p"})
+    throttled_trips = sent[0] / probes
+    base = medians["no decorator"]
+    table(
+        f"2-3. Reissue and login against real Redis, median of {repeats} runs (us)",
+        ("request", "us/request", "over a bare route", "Redis round trips"),
+        [
+            ("no decorator", f"{base:.1f}", "-", "0"),
+            (
+                "reissue",
+                f"{medians['reissue']:.1f}",
+                f"{medians['reissue'] - base:.1f}",
+                f"{reissue_trips:.2f}",
+            ),
+            (
+                "login (no hash, no throttle)",
+                f"{medians['login']:.1f}",
+                f"{medians['login'] - base:.1f}",
+                f"{login_trips:.2f}",
+            ),
+            ("login (no hash, throttle on)", "-", "-", f"{throttled_trips:.2f}"),
+        ],
+    )
+
+
+def bench_memory(client: redis.Redis, sessions: int) -> None:
     rows = []
-    for store, url in (("memory://", "memory://"), ("redis", redis_url)):
-        variants: dict[str, Callable[[], Any]] = {}
-        for strict in (False, True):
-            app = protected_app(url, strict)
-            client = app.test_client()
-            token = client.post("/auth/login", json={"username": "u", "password": "p"}).json[
-                "access_token"
-            ]
-            headers = {"Authorization": f"Bearer {token}"}
-            assert client.get("/protected", headers=headers).status_code == 200
-            if not strict:
-                variants["no decorator"] = lambda c=client: c.get("/open")
-                variants["@jwt_required"] = lambda c=client, h=headers: c.get(
-                    "/protected", headers=h
-                )
-            else:
-                variants["@jwt_required, strict"] = lambda c=client, h=headers: c.get(
-                    "/protected", headers=h
-                )
-        medians = interleaved(variants, requests, repeats)
-        base = medians["no decorator"]
-        for name, value in medians.items():
-            rows.append((store, name, value, value - base))
-    print(f"\nProtected route, per request (median of {repeats} x {requests} requests)")
-    print(f"{'store':<10} {'variant':<24} {'us/request':>11} {'overhead us':>12}")
-    for store, name, value, overhead in rows:
-        print(f"{store:<10} {name:<24} {value:>11.1f} {overhead:>12.1f}")
+    for label, agent in (("short UA", "curl/8.5.0"), ("browser UA", BROWSER_UA)):
+        client.flushall()
+        app = our_app(client, DUALTOKEN_REUSE_GRACE=1)
+        state = get_state(app)
+        store, codec = state.store, state.codec
+        client_info = ClientInfo(ip="203.0.113.7", user_agent=agent)
+        before = client.info("memory")["used_memory"]
+        for i in range(sessions):
+            uid = str(i)
+            sid, at_jti, rt_jti = f"s{i:021d}", f"a{i:021d}", f"r{i:021d}"
+            store.create(
+                uid,
+                sid,
+                rt_jti,
+                codec.access_template(
+                    sub=uid, role="user", sid=sid, jti=at_jti, rti=rt_jti, extra={}
+                ),
+                codec.refresh_template(sub=uid, sid=sid, jti=rt_jti),
+                client_info,
+            )
+        used = (client.info("memory")["used_memory"] - before) / sessions
+
+        def usage(uid: str, sid: str, store: Any = store) -> int:
+            keys = [store.session_key(uid, sid), store.index_key(uid)]
+            return sum(client.memory_usage(k) or 0 for k in keys)
+
+        fresh = usage("0", f"s{0:021d}")
+        # Rotate one session many times; once the grace window is over its replay key is
+        # gone and the session's footprint is what it was.
+        jti = f"r{0:021d}"
+        for g in range(50):
+            new_jti = f"n{g:021d}"
+            store.rotate("0", f"s{0:021d}", jti, g, new_jti, "{}", "{}", client_info)
+            jti = new_jti
+        time.sleep(2.1)
+        rotated = usage("0", f"s{0:021d}")
+        rows.append((label, f"{used:.0f}", str(fresh), str(rotated)))
+    table(
+        f"4. Redis memory per live session ({sessions} sessions of {sessions} users)",
+        ("client", "used_memory / session", "MEMORY USAGE, new", "after 50 rotations"),
+        rows,
+    )
 
 
 def bench_login_timing(repeats: int) -> None:
@@ -151,39 +343,38 @@ def bench_login_timing(repeats: int) -> None:
             {"DUALTOKEN_LOGIN_MAX_ATTEMPTS": 0, "DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": 0},
             instance_path=instance,
         )
-        client = app.test_client()
+        c = app.test_client()
 
-        def login(username: str) -> Callable[[], Any]:
-            return lambda: client.post(
+        def refused(username: str) -> Callable[[], Any]:
+            return lambda: c.post(
                 "/auth/login", json={"username": username, "password": "not-the-password"}
             )
 
         medians = interleaved(
-            {"wrong password": login("alice"), "unknown user": login("nobody")},
-            requests=5,
+            {"wrong password": refused("alice"), "unknown user": refused("nobody")},
+            calls=5,
             repeats=repeats,
         )
         with app.app_context():
             db.engine.dispose()
-    print(f"\nLogin refusal time, example app (median of {repeats} x 5 requests)")
-    print(f"{'case':<16} {'ms/request':>11}")
-    for name, value in medians.items():
-        print(f"{name:<16} {value / 1000:>11.2f}")
-    ratio = medians["unknown user"] / medians["wrong password"]
-    print(f"unknown / wrong = {ratio:.2f}")
+    table(
+        f"5. Login refusal time, example app, median of {repeats} x 5 requests (ms)",
+        ("case", "ms/request"),
+        [(name, f"{value / 1000:.2f}") for name, value in medians.items()],
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="fewer requests and repeats")
     args = parser.parse_args()
-    import logging
-
+    calls, repeats, sessions = (500, 3, 10_000) if args.quick else (2000, 7, 100_000)
     logging.getLogger("flask_dualtoken").setLevel(logging.ERROR)
-    with redis_server() as url:
-        bench_protected(url, args.requests, args.repeats)
-    bench_login_timing(args.repeats)
+    with redis_server() as client:
+        bench_decorator(client, calls, repeats)
+        bench_reissue_and_login(client, calls, repeats)
+        bench_memory(client, sessions)
+    bench_login_timing(repeats)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ logger = logging.getLogger("flask_dualtoken")
 
 def login(state: AppState, username: str, password: str, client: ClientInfo) -> TokenPair:
     """Check credentials under the failed-login limits, then start a session."""
-    wait = state.throttle.retry_after(username, client.ip)
+    wait, counted = state.throttle.check(username, client.ip)
     if wait:
         logger.warning("login throttled: username=%r ip=%r", username, client.ip)
         signals.login_throttled.send(state.app, username=username, ip=client.ip, retry_after=wait)
@@ -45,7 +45,8 @@ def login(state: AppState, username: str, password: str, client: ClientInfo) -> 
         logger.warning("login failed: username=%r ip=%r", username, client.ip)
         signals.login_failed.send(state.app, username=username, ip=client.ip)
         raise InvalidCredentials()
-    state.throttle.clear(username)
+    if counted:
+        state.throttle.clear(username)
     return issue(state, user, client)
 
 

@@ -39,11 +39,12 @@ class LoginThrottle:
             counters.append((self._address_key(ip), self._address_limit))
         return counters
 
-    def retry_after(self, username: str, ip: str) -> int:
-        """Seconds until this login may be tried again; 0 when it may be tried now."""
+    def check(self, username: str, ip: str) -> tuple[int, bool]:
+        """Seconds until this login may be tried again (0: now), and whether the username
+        has failures counted (only then does a success need to clear them)."""
         counters = self._counters(username, ip)
         if not counters:
-            return 0
+            return 0, False
         try:
             with self._client.pipeline(transaction=False) as pipe:
                 for key, _ in counters:
@@ -57,7 +58,8 @@ class LoginThrottle:
             count, ttl = replies[2 * i], replies[2 * i + 1]
             if count is not None and int(count) >= limit:
                 wait = max(wait, ttl if ttl > 0 else self._window)
-        return wait
+        user_failures = bool(self._user_limit) and replies[0] is not None
+        return wait, user_failures
 
     def record_failure(self, username: str, ip: str) -> None:
         counters = self._counters(username, ip)
