@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import fakeredis
 import jwt
 import pytest
 from conftest import Api, Users, bearer
@@ -285,3 +286,20 @@ def test_strict_mode_with_redis_down_is_503(strict: Api, users: Users) -> None:
 
     store._run = down  # type: ignore[method-assign]
     assert strict.get("/me", pair["access_token"]).status_code == 503
+
+
+def test_a_long_user_agent_is_listed_whole_and_the_session_stays_compact(
+    api: Api, store: SessionStore
+) -> None:
+    agent = "Mozilla/5.0 (X11; Linux x86_64; é) " + "AppleWebKit/537.36 " * 10
+    api.client.environ_base["HTTP_USER_AGENT"] = agent
+    pair = api.login()
+    assert api.get_json("/auth/sessions", pair)["sessions"][0]["user_agent"] == agent
+    key = store.session_key("1", sid_of(pair))
+    assert all(len(v) <= 64 for v in store.client.hgetall(key).values())
+    if not isinstance(store.client, fakeredis.FakeRedis):
+        assert store.client.object("encoding", key) == b"listpack"
+    api.client.environ_base["HTTP_USER_AGENT"] = "curl/8.5.0"
+    new = api.reissue(pair).json
+    assert api.get_json("/auth/sessions", new)["sessions"][0]["user_agent"] == "curl/8.5.0"
+    assert not store.client.hexists(key, "ua2"), "pieces of the longer agent are gone"

@@ -10,7 +10,8 @@ local rt_exp = math.min(now_s + tonumber(ARGV[5]), abs_end)
 redis.call('HSET', KEYS[1],
   'uid', ARGV[1], 'epoch', epoch(KEYS[3]), 'created', fmt(now_us), 'used', fmt(now_us),
   'abs_end', fmt(abs_end), 'gen', 0, 'cur', ARGV[3], 'cur_exp', fmt(rt_exp), 'prev', '',
-  'rot', fmt(now_us), 'ip', ARGV[8], 'ua', ARGV[9])
+  'rot', fmt(now_us), 'ip', ARGV[8])
+set_agent(KEYS[1], ARGV[9])
 redis.call('EXPIREAT', KEYS[1], fmt(rt_exp + margin))
 -- The epoch must outlive every session created under it.
 if redis.call('EXISTS', KEYS[3]) == 1 then

@@ -24,3 +24,24 @@ local function revoke(session, index, replay, sid, reason)
   redis.call('DEL', replay)
   redis.call('ZREM', index, sid)
 end
+
+-- The user agent is kept in pieces of at most 64 bytes ('ua1', 'ua2', ...): Redis keeps a
+-- hash in its compact encoding (listpack) only while every value is that short, and a
+-- browser's user agent alone would otherwise more than double a session's memory.
+local function set_agent(session, agent)
+  local n = 0
+  for i = 1, #agent, 64 do
+    n = n + 1
+    redis.call('HSET', session, 'ua' .. n, string.sub(agent, i, i + 63))
+  end
+  local old = tonumber(redis.call('HGET', session, 'uan') or '0')
+  for j = n + 1, old do redis.call('HDEL', session, 'ua' .. j) end
+  redis.call('HSET', session, 'uan', n)
+end
+
+local function get_agent(session)
+  local n = tonumber(redis.call('HGET', session, 'uan') or '0')
+  local parts = {}
+  for j = 1, n do parts[j] = redis.call('HGET', session, 'ua' .. j) or '' end
+  return table.concat(parts)
+end

@@ -22,7 +22,8 @@ if presented == h[4] then
   local gen = tonumber(h[8]) + 1
   redis.call('HSET', KEYS[1],
     'gen', gen, 'prev', presented, 'cur', ARGV[4], 'cur_exp', fmt(rt_exp),
-    'rot', fmt(now_us), 'used', fmt(now_us), 'ip', ARGV[11], 'ua', ARGV[12])
+    'rot', fmt(now_us), 'used', fmt(now_us), 'ip', ARGV[11])
+  set_agent(KEYS[1], ARGV[12])
   redis.call('EXPIREAT', KEYS[1], fmt(rt_exp + tonumber(ARGV[10])))
   -- What a replay within grace must sign again, kept only as long as the grace lasts.
   if grace_us > 0 then

@@ -7,13 +7,14 @@ local now_s = clock()
 local current = epoch(KEYS[2])
 local out = {}
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local h = redis.call('HMGET', ARGV[1] .. sid,
-    'created', 'used', 'cur_exp', 'ip', 'ua', 'revoked', 'epoch')
-  if not h[1] or h[6] or h[7] ~= current or now_s >= tonumber(h[3]) then
+  local key = ARGV[1] .. sid
+  local h = redis.call('HMGET', key, 'created', 'used', 'cur_exp', 'ip', 'revoked', 'epoch')
+  if not h[1] or h[5] or h[6] ~= current or now_s >= tonumber(h[3]) then
     redis.call('ZREM', KEYS[1], sid)
   else
     table.insert(out, sid)
-    for i = 1, 5 do table.insert(out, h[i]) end
+    for i = 1, 4 do table.insert(out, h[i]) end
+    table.insert(out, get_agent(key))
   end
 end
 return out
