@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -409,6 +410,17 @@ def build_app(redis_client: redis.Redis | None, users: Users, **config: Any) -> 
     app.extensions["dualtoken_object"] = dualtoken
     add_test_routes(app)
     return app
+
+
+@contextmanager
+def app_on_url(users: Users, url: str) -> Iterator[Flask]:
+    """An app whose Redis client the library builds from a URL, with its own timeouts and
+    retry policy, closed afterwards."""
+    app = build_app(None, users, DUALTOKEN_REDIS=None, DUALTOKEN_REDIS_URL=url)
+    try:
+        yield app
+    finally:
+        app.extensions["dualtoken"].store.client.close()
 
 
 @pytest.fixture

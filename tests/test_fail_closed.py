@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Api, RedisServer, Users, build_app
+from conftest import Api, RedisServer, Users, app_on_url
 from flask import Flask
 
 pytestmark = pytest.mark.real_redis
@@ -14,10 +14,8 @@ pytestmark = pytest.mark.real_redis
 
 @pytest.fixture
 def outage_app(own_redis_server: RedisServer, users: Users) -> Iterator[Flask]:
-    # A client built from the URL, with the library's own timeouts and retry policy.
-    app = build_app(None, users, DUALTOKEN_REDIS=None, DUALTOKEN_REDIS_URL=own_redis_server.url)
-    yield app
-    app.extensions["dualtoken"].store.client.close()
+    with app_on_url(users, own_redis_server.url) as app:
+        yield app
 
 
 def assert_unavailable(response: Any) -> None:
@@ -69,10 +67,9 @@ def test_a_script_error_is_a_503_not_a_500(outage_app: Any, own_redis_server: Re
 def test_a_cluster_url_works_end_to_end(redis_cluster: Any, users: Users) -> None:
     with redis_cluster.client() as direct:
         direct.flushall()
-    app = build_app(None, users, DUALTOKEN_REDIS=None, DUALTOKEN_REDIS_URL=redis_cluster.url)
-    api = Api(app)
-    pair = api.login()
-    new = api.reissue(pair).json
-    assert api.get_json("/auth/sessions", new)["sessions"][0]["current"] is True
-    assert api.logout(new).status_code == 204
-    app.extensions["dualtoken"].store.client.close()
+    with app_on_url(users, redis_cluster.url) as app:
+        api = Api(app)
+        pair = api.login()
+        new = api.reissue(pair).json
+        assert api.get_json("/auth/sessions", new)["sessions"][0]["current"] is True
+        assert api.logout(new).status_code == 204

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import Api, SentinelSetup, Users, bearer, build_app
+from conftest import Api, SentinelSetup, Users, app_on_url, bearer
 from flask import Flask
 
 pytestmark = [pytest.mark.real_redis, pytest.mark.sentinel]
@@ -15,9 +15,8 @@ pytestmark = [pytest.mark.real_redis, pytest.mark.sentinel]
 
 @pytest.fixture
 def sentinel_app(redis_sentinel: SentinelSetup, users: Users) -> Iterator[Flask]:
-    app = build_app(None, users, DUALTOKEN_REDIS=None, DUALTOKEN_REDIS_URL=redis_sentinel.url)
-    yield app
-    app.extensions["dualtoken"].store.client.close()
+    with app_on_url(users, redis_sentinel.url) as app:
+        yield app
 
 
 def replicate(setup: SentinelSetup) -> None:
