@@ -39,6 +39,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()
+    run_load(args.seconds, args.connections)
+
+
+def run_load(seconds: int, connections: int) -> None:
     wrk = shutil.which("wrk")
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
     if wrk is None or gunicorn is None:
@@ -81,11 +85,11 @@ def main() -> None:
                 [
                     wrk,
                     "-t",
-                    str(args.connections),
+                    str(connections),
                     "-c",
-                    str(args.connections),
+                    str(connections),
                     "-d",
-                    f"{args.seconds}s",
+                    f"{seconds}s",
                     "--timeout",
                     "5s",
                     "-s",
@@ -95,7 +99,7 @@ def main() -> None:
                 capture_output=True,
                 text=True,
                 check=True,
-                timeout=args.seconds + 60,
+                timeout=seconds + 60,
             )
         finally:
             server.terminate()
@@ -104,8 +108,8 @@ def main() -> None:
     result = dict(re.findall(r"(\w+)=([\d.]+)", line))
     rate = float(result["requests"]) / float(result["seconds"])
     print(
-        f"\n5. Load: gunicorn (2 workers x 4 threads) + Redis, wrk {args.connections} "
-        f"connections for {args.seconds} s"
+        f"\n5. Load: gunicorn (2 workers x 4 threads) + Redis, wrk {connections} "
+        f"connections for {seconds} s"
     )
     print(
         f"{'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'logins':>7} "

@@ -12,6 +12,8 @@ framework's and ours, without a network stack. ``--quick`` runs fewer repeats.
 3. Login: the extension's own cost, with an ``authenticate`` that checks nothing.
 4. Redis memory per live session after many logins, and its change under rotation.
 5. Login refusal time for a wrong password and an unknown user (the example app).
+6. Throughput under load (benchmarks/load.py): gunicorn + Redis driven by wrk; skipped
+   with a note when wrk is not installed.
 """
 
 from __future__ import annotations
@@ -376,6 +378,12 @@ def main() -> None:
         bench_reissue_and_login(client, calls, repeats)
         bench_memory(client, sessions)
     bench_login_timing(repeats)
+    if shutil.which("wrk") is None:
+        print("\n6. Load: skipped, wrk is not installed (apt-get install wrk)")
+    else:
+        from load import run_load
+
+        run_load(seconds=5 if args.quick else 15, connections=8)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ _DEFAULTS: dict[str, Any] = {
     "DUALTOKEN_LOGIN_WINDOW": 300,
     "DUALTOKEN_PREVIOUS_SECRET_KEYS": (),
     "DUALTOKEN_TOKEN_CACHE_SIZE": 4096,
+    "DUALTOKEN_OPENAPI": True,
 }
 KNOWN_KEYS = frozenset(_DEFAULTS)
 
@@ -74,6 +75,7 @@ class Settings:
     #: Verify-only secrets of earlier generations, newest first.
     previous_secrets: tuple[bytes, ...]
     token_cache_size: int
+    openapi: bool
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:
@@ -112,6 +114,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         login_window=_seconds("DUALTOKEN_LOGIN_WINDOW", get("DUALTOKEN_LOGIN_WINDOW")),
         previous_secrets=_previous_secrets(get("DUALTOKEN_PREVIOUS_SECRET_KEYS")),
         token_cache_size=_count("DUALTOKEN_TOKEN_CACHE_SIZE", get("DUALTOKEN_TOKEN_CACHE_SIZE")),
+        openapi=_flag("DUALTOKEN_OPENAPI", get("DUALTOKEN_OPENAPI")),
     )
 
 

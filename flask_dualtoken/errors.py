@@ -76,6 +76,12 @@ class MethodNotAllowed(DualTokenError):
         )
 
 
+class NotFound(DualTokenError):
+    code = 404
+    error = "not_found"
+    description = "Not found."
+
+
 class SessionNotFound(DualTokenError):
     code = 404
     error = "session_not_found"

@@ -62,6 +62,9 @@ class DualToken:
             store=SessionStore(client, settings),
             throttle=LoginThrottle(client, settings),
         )
+        from .cli import cli
+
+        app.cli.add_command(cli)
         if self._register_blueprint:
             from .views import blueprint
 

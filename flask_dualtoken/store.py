@@ -286,6 +286,30 @@ class SessionStore:
             for sid, created, used, expires, ip, agent in rows
         ]
 
+    def count_live_sessions(self) -> int:
+        """Scan every session hash: for operators' statistics, never for a request."""
+        try:
+            keys = list(self.client.scan_iter(match=f"{self._prefix}:*:s:*", count=1000))
+            rows: list[tuple[str, str]] = []  # (uid, epoch) of sessions not revoked
+            for start in range(0, len(keys), 1000):
+                with self.client.pipeline(transaction=False) as pipe:
+                    for key in keys[start : start + 1000]:
+                        pipe.hmget(key, "uid", "epoch", "revoked")
+                    for uid, epoch, revoked in pipe.execute():
+                        if uid is not None and revoked is None:
+                            rows.append((_str(uid), _str(epoch)))
+            users = sorted({uid for uid, _ in rows})
+            with self.client.pipeline(transaction=False) as pipe:
+                for uid in users:
+                    pipe.get(self.epoch_key(uid))
+                current = {
+                    u: _str(e) if e is not None else "0"
+                    for u, e in zip(users, pipe.execute(), strict=True)
+                }
+            return sum(1 for uid, epoch in rows if current[uid] == epoch)
+        except redis.RedisError:
+            raise StoreUnavailable() from None
+
     def session(self, user_id: str, sid: str) -> dict[str, str]:
         """The raw session hash, for inspection and tests (no token material in it)."""
         try:

@@ -16,10 +16,12 @@ from .decorators import bearer_token, jwt_required
 from .errors import (
     InvalidRequest,
     MethodNotAllowed,
+    NotFound,
     RequestTooLarge,
     SessionNotFound,
     TokenMissing,
 )
+from .openapi import openapi_document
 from .state import get_state
 from .tokens import TokenPair, is_token_id
 
@@ -88,7 +90,7 @@ def _token_inputs() -> tuple[str, str]:
     return access, refresh
 
 
-@blueprint.post("/login")
+@blueprint.post("/login", provide_automatic_options=False)
 def login() -> Response:
     body = _json_object()
     username = _text_field(body, "username", MAX_USERNAME_CHARS)
@@ -100,27 +102,27 @@ def login() -> Response:
     return _pair_response(sessions.login(get_state(), username, password, request_client()))
 
 
-@blueprint.post("/reissue")
+@blueprint.post("/reissue", provide_automatic_options=False)
 def reissue() -> Response:
     access, refresh = _token_inputs()
     return _pair_response(sessions.reissue(get_state(), access, refresh, request_client()))
 
 
-@blueprint.post("/logout")
+@blueprint.post("/logout", provide_automatic_options=False)
 def logout() -> tuple[str, int]:
     access, refresh = _token_inputs()
     sessions.logout(get_state(), access, refresh, request_client())
     return "", 204
 
 
-@blueprint.post("/logout-all")
+@blueprint.post("/logout-all", provide_automatic_options=False)
 @jwt_required
 def logout_all() -> tuple[str, int]:
     sessions.revoke_all(get_state(), _caller(), request_client())
     return "", 204
 
 
-@blueprint.get("/sessions")
+@blueprint.get("/sessions", provide_automatic_options=False)
 @jwt_required
 def list_sessions() -> Response:
     token = get_request_token()
@@ -131,7 +133,7 @@ def list_sessions() -> Response:
     return response
 
 
-@blueprint.delete("/sessions/<sid>")
+@blueprint.delete("/sessions/<sid>", provide_automatic_options=False)
 @jwt_required
 def revoke_session(sid: str) -> tuple[str, int]:
     # The key is built from the caller's own user id: another user's sid is simply not
@@ -143,15 +145,27 @@ def revoke_session(sid: str) -> tuple[str, int]:
     return "", 204
 
 
+@blueprint.get("/openapi.json", provide_automatic_options=False)
+def openapi() -> Response:
+    state = get_state()
+    if not state.settings.openapi:
+        raise NotFound()
+    return jsonify(openapi_document(state.settings))
+
+
 def _caller() -> str:
     user_id = get_jwt_identity()
     assert user_id is not None  # guaranteed by @jwt_required
     return user_id
 
 
-# Flask answers a wrong method with an HTML 405 before any blueprint handler could run;
-# claiming the other methods of each rule here keeps every answer of these routes JSON.
-def _method_not_allowed(allowed: str, **_: Any) -> Response:
+# Flask answers a wrong method with an HTML 405 before any blueprint handler could run,
+# and its automatic OPTIONS would advertise every method of every rule on a path. So each
+# path also gets a rule for all its other methods: a JSON 405, and an exact Allow header.
+def _other_methods(allowed: str, **_: Any) -> Response:
+    allow = f"{allowed}, HEAD, OPTIONS" if allowed == "GET" else f"{allowed}, OPTIONS"
+    if request.method == "OPTIONS":
+        return Response(status=200, headers={"Allow": allow})
     raise MethodNotAllowed(allowed)
 
 
@@ -163,11 +177,13 @@ for _index, (_rule, _allowed) in enumerate(
         ("/logout-all", "POST"),
         ("/sessions", "GET"),
         ("/sessions/<sid>", "DELETE"),
+        ("/openapi.json", "GET"),
     ]
 ):
     blueprint.add_url_rule(
         _rule,
-        endpoint=f"method_not_allowed_{_index}",
-        view_func=partial(_method_not_allowed, _allowed),
-        methods=[m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m != _allowed],
+        endpoint=f"other_methods_{_index}",
+        view_func=partial(_other_methods, _allowed),
+        methods=[m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS") if m != _allowed],
+        provide_automatic_options=False,
     )

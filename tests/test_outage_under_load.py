@@ -71,8 +71,8 @@ def test_a_redis_outage_mid_load_is_503s_then_recovery() -> None:
         for t in threads:
             t.start()
         time.sleep(2.0)
-        down_at = time.monotonic()
         redis.stop()
+        down_at = time.monotonic()  # the process has exited
         time.sleep(1.5)
         up_at = time.monotonic()
         redis.start()
@@ -86,19 +86,20 @@ def test_a_redis_outage_mid_load_is_503s_then_recovery() -> None:
     assert all(status in (200, 503) for _, _, _, status, _ in records), sorted(
         {(path, status, body.get("error")) for _, _, path, status, body in records}
     )
-    during = [r for r in records if r[0] > down_at + 0.05 and r[1] < up_at]
+    during = [r for r in records if r[0] > down_at and r[1] < up_at]
     after = [r for r in records if r[0] > up_at + 1.0]
     auth_during = [r for r in during if r[2].startswith("/auth/")]
     me_during = [r for r in during if r[2] == "/me"]
     assert auth_during, "auth requests were made while Redis was down"
-    assert all(status == 503 for _, _, _, status, _ in auth_during)
+    assert all(status == 503 for _, _, _, status, _ in auth_during), auth_during
     assert all(
         body == {"error": "store_unavailable", "message": body["message"]}
         for _, _, _, _, body in auth_during
     ), "no tokens while Redis is down"
     assert me_during, "protected requests were made while Redis was down"
-    assert all(status == 200 for _, _, _, status, _ in me_during)
+    assert all(status == 200 for _, _, _, status, _ in me_during), me_during
     assert after, "the run went on after Redis came back"
-    assert all(status == 200 for _, _, _, status, _ in after), "recovered without a restart"
+    failed_after = [r for r in after if r[3] != 200]
+    assert not failed_after, ("recovered without a restart", up_at, failed_after)
     reissues_after = [r for r in after if r[2] == "/auth/reissue"]
     assert reissues_after, "sessions from before the outage rotate after it"

@@ -1,0 +1,88 @@
+"""``flask dualtoken ...``: operator commands for secrets and sessions."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime, timezone
+
+import click
+from flask.cli import AppGroup
+
+from . import sessions
+from .errors import StoreUnavailable
+from .state import get_state
+from .store import ClientInfo
+
+cli = AppGroup("dualtoken", help="flask-dualtoken: secrets and sessions.")
+
+#: What the audit log shows as the client address of an operator's command.
+OPERATOR = ClientInfo(ip="cli", user_agent="flask dualtoken")
+
+
+def _when(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@cli.command("gen-secret")
+def gen_secret() -> None:
+    """Print a new random secret for DUALTOKEN_SECRET_KEY (64 characters, 384 bits)."""
+    click.echo(secrets.token_urlsafe(48))
+
+
+@cli.command("sessions")
+@click.argument("user_id")
+def list_sessions(user_id: str) -> None:
+    """List the live sessions of USER_ID."""
+    try:
+        found = sessions.list_sessions(get_state(), user_id)
+    except StoreUnavailable:
+        raise click.ClickException("the session store is unavailable") from None
+    if not found:
+        click.echo(f"no live sessions for user {user_id!r}")
+        return
+    click.echo(
+        f"{'session id':<24} {'created':<21} {'last used':<21} {'expires':<21} "
+        f"{'ip':<16} user agent"
+    )
+    for info in found:
+        click.echo(
+            f"{info.session_id:<24} {_when(info.created_at):<21} "
+            f"{_when(info.last_used_at):<21} {_when(info.expires_at):<21} "
+            f"{info.ip:<16} {info.user_agent}"
+        )
+
+
+@cli.command("revoke")
+@click.argument("user_id")
+@click.option("--session", "session_id", help="End only this session (default: all).")
+def revoke(user_id: str, session_id: str | None) -> None:
+    """End the sessions of USER_ID: all of them, or one with --session."""
+    state = get_state()
+    try:
+        if session_id is None:
+            sessions.revoke_all(state, user_id, OPERATOR)
+            click.echo(f"ended every session of user {user_id!r}")
+        elif sessions.revoke(state, user_id, session_id, "revoked", OPERATOR):
+            click.echo(f"ended session {session_id} of user {user_id!r}")
+        else:
+            raise click.ClickException(f"user {user_id!r} has no live session {session_id}")
+    except StoreUnavailable:
+        raise click.ClickException("the session store is unavailable") from None
+
+
+@cli.command("stats")
+def stats() -> None:
+    """Store health and the number of live sessions (scans the keyspace: operators only)."""
+    store = get_state().store
+    try:
+        start = time.perf_counter()
+        store.client.ping()
+        latency_ms = (time.perf_counter() - start) * 1000
+        live = store.count_live_sessions()
+    except StoreUnavailable:
+        raise click.ClickException("the session store is unavailable") from None
+    except Exception as exc:  # any client error: report it, do not print a traceback
+        raise click.ClickException(f"the session store is unavailable: {exc}") from None
+    click.echo(f"store: ok ({latency_ms:.2f} ms round trip)")
+    click.echo(f"live sessions: {live}")

@@ -1,0 +1,84 @@
+"""The operator CLI: flask dualtoken gen-secret | sessions | revoke | stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+from conftest import Api, bearer
+from flask import Flask
+
+from flask_dualtoken.config import load_settings
+
+
+def run(app: Flask, *args: str) -> Any:
+    return app.test_cli_runner().invoke(args=["dualtoken", *args])
+
+
+def sid_of(pair: dict[str, Any]) -> str:
+    return jwt.decode(pair["access_token"], options={"verify_signature": False})["sid"]
+
+
+def test_gen_secret_prints_a_strong_secret_the_app_accepts(app: Flask) -> None:
+    first, second = run(app, "gen-secret"), run(app, "gen-secret")
+    assert first.exit_code == 0
+    secret = first.output.strip()
+    assert len(secret) == 64
+    assert secret != second.output.strip()
+    assert load_settings({"DUALTOKEN_SECRET_KEY": secret}).secret == secret.encode()
+
+
+def test_sessions_lists_a_users_live_sessions(app: Flask, api: Api) -> None:
+    api.client.environ_base["HTTP_USER_AGENT"] = "Firefox/200"
+    one, two = api.login(), api.login()
+    api.logout(one)
+    result = run(app, "sessions", "1")
+    assert result.exit_code == 0
+    assert sid_of(two) in result.output
+    assert sid_of(one) not in result.output
+    assert "Firefox/200" in result.output
+    assert "127.0.0.1" in result.output
+    assert "no live sessions" in run(app, "sessions", "2").output
+
+
+def test_revoke_one_session(app: Flask, api: Api) -> None:
+    one, two = api.login(), api.login()
+    result = run(app, "revoke", "1", "--session", sid_of(one))
+    assert result.exit_code == 0
+    assert api.reissue(one).json["error"] == "session_revoked"
+    assert api.reissue(two).status_code == 200
+    again = run(app, "revoke", "1", "--session", sid_of(one))
+    assert again.exit_code != 0
+    assert "no live session" in again.output
+
+
+def test_revoke_all_sessions_of_a_user(app: Flask, api: Api) -> None:
+    pairs = [api.login(), api.login()]
+    bob = api.login(username="bob")
+    assert run(app, "revoke", "1").exit_code == 0
+    assert all(api.reissue(p).json["error"] == "session_revoked" for p in pairs)
+    assert api.reissue(bob).status_code == 200
+
+
+def test_stats_reports_health_and_live_sessions(app: Flask, api: Api) -> None:
+    for _ in range(3):
+        api.login()
+    ended = api.login(username="bob")
+    api.logout(ended)
+    everywhere = api.login(username="bob")
+    api.client.post("/auth/logout-all", headers=bearer(everywhere["access_token"]))
+    result = run(app, "stats")
+    assert result.exit_code == 0
+    assert "store: ok" in result.output
+    assert "live sessions: 3" in result.output
+
+
+def test_commands_fail_cleanly_when_the_store_is_down(users: Any) -> None:
+    from conftest import app_on_url
+
+    with app_on_url(users, "redis://127.0.0.1:1/0") as app:
+        for args in (("sessions", "1"), ("revoke", "1"), ("stats",)):
+            result = run(app, *args)
+            assert result.exit_code == 1
+            assert "unavailable" in result.output
+            assert "Traceback" not in result.output
