@@ -108,7 +108,7 @@ def run_load(seconds: int, connections: int) -> None:
     result = dict(re.findall(r"(\w+)=([\d.]+)", line))
     rate = float(result["requests"]) / float(result["seconds"])
     print(
-        f"\n5. Load: gunicorn (2 workers x 4 threads) + Redis, wrk {connections} "
+        f"\n6. Load: gunicorn (2 workers x 4 threads) + Redis, wrk {connections} "
         f"connections for {seconds} s"
     )
     print(
