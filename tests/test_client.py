@@ -1,0 +1,164 @@
+"""Client helpers against the example app served for real on a loopback port, with
+one-second access tokens so that the reissue dance happens during the test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import requests
+from conftest import free_port
+
+from flask_dualtoken.client import DualTokenAuthError, HttpxAuth, Pair, RequestsAuth
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    work = tmp_path_factory.mktemp("client")
+    shutil.copytree(REPO / "example_app", work / "example_app")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "FLASK_DUALTOKEN_ACCESS_EXPIRES": "1",
+        "FLASK_DUALTOKEN_LOGIN_MAX_ATTEMPTS": "0",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "example_app", "run", "--port", str(port)],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/", timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail("the example app did not start")
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def wait_out_the_access_token() -> None:
+    time.sleep(2.1)
+
+
+@pytest.fixture(params=["httpx", "requests"])
+def make_client(request: pytest.FixtureRequest, served: str) -> Any:
+    made: list[Any] = []
+
+    def factory(**auth_options: Any) -> tuple[Any, Any]:
+        if request.param == "httpx":
+            auth: Any = HttpxAuth(**auth_options)
+            client: Any = httpx.Client(base_url=served, auth=auth)
+        else:
+            auth = RequestsAuth(base_url=served, **auth_options)
+            client = requests.Session()
+            client.auth = auth
+        made.append(client)
+        return client, auth
+
+    yield factory
+    for client in made:
+        client.close()
+
+
+def get(client: Any, path: str) -> Any:
+    if isinstance(client, httpx.Client):
+        return client.get(path)
+    return client.get(client.auth._base + path, timeout=30)
+
+
+def test_the_client_logs_in_and_reissues_when_the_token_expires(make_client: Any) -> None:
+    saved: list[Pair] = []
+    client, auth = make_client(
+        username="alice", password="alice-password", on_refresh=saved.append
+    )
+    assert get(client, "/me").json()["username"] == "alice"
+    first = auth.pair
+    wait_out_the_access_token()
+    response = get(client, "/me")
+    assert response.status_code == 200
+    assert auth.pair != first
+    assert saved == [first, auth.pair], "the hook saw the login pair and the reissued one"
+
+
+def test_a_given_pair_is_used_without_logging_in(make_client: Any, served: str) -> None:
+    body = httpx.post(
+        served + "/auth/login", json={"username": "bob", "password": "bob-password"}
+    ).json()
+    client, _ = make_client(pair=Pair(body["access_token"], body["refresh_token"]))
+    assert get(client, "/me").json()["username"] == "bob"
+
+
+def test_concurrent_requests_share_one_reissue(make_client: Any) -> None:
+    saved: list[Pair] = []
+    client, _ = make_client(username="alice", password="alice-password", on_refresh=saved.append)
+    get(client, "/me")
+    wait_out_the_access_token()
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def worker() -> None:
+        barrier.wait()
+        statuses.append(get(client, "/me").status_code)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert statuses == [200] * 8
+    assert len(saved) == 2, "one login and exactly one reissue"
+
+
+def test_a_failed_reissue_raises_instead_of_looping(make_client: Any, served: str) -> None:
+    client, auth = make_client(username="alice", password="alice-password")
+    get(client, "/me")
+    pair = auth.pair
+    httpx.post(
+        served + "/auth/logout",
+        headers={"Authorization": f"Bearer {pair.access_token}"},
+        json={"refresh_token": pair.refresh_token},
+    )
+    wait_out_the_access_token()
+    with pytest.raises(DualTokenAuthError) as failure:
+        get(client, "/me")
+    assert (failure.value.status, failure.value.error) == (401, "session_revoked")
+
+
+def test_wrong_credentials_raise(make_client: Any) -> None:
+    client, _ = make_client(username="alice", password="wrong")
+    with pytest.raises(DualTokenAuthError) as failure:
+        get(client, "/me")
+    assert failure.value.error == "invalid_credentials"
+
+
+def test_other_errors_pass_through(make_client: Any) -> None:
+    client, _ = make_client(username="bob", password="bob-password")
+    response = get(client, "/admin")
+    assert response.status_code == 403
+    assert response.json()["error"] == "insufficient_role"
+
+
+def test_pairs_stay_out_of_repr() -> None:
+    pair = Pair("header.payload.signature", "r.e.f")
+    assert "signature" not in repr(pair)
