@@ -1,5 +1,6 @@
 """Client helpers against the example app served for real on a loopback port, with
-one-second access tokens so that the reissue dance happens during the test."""
+two-second access tokens (at least one second, counting the rounding of iat to whole
+seconds) so that the reissue dance happens during the test."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
-        "FLASK_DUALTOKEN_ACCESS_EXPIRES": "1",
+        "FLASK_DUALTOKEN_ACCESS_EXPIRES": "2",
         "FLASK_DUALTOKEN_LOGIN_MAX_ATTEMPTS": "0",
     }
     process = subprocess.Popen(
