@@ -4,58 +4,27 @@ seconds) so that the reissue dance happens during the test."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import requests
-from conftest import free_port
+from serving import serve_example
 
 from flask_dualtoken.client import DualTokenAuthError, HttpxAuth, Pair, RequestsAuth
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    work = tmp_path_factory.mktemp("client")
-    shutil.copytree(REPO / "example_app", work / "example_app")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "FLASK_DUALTOKEN_ACCESS_EXPIRES": "2",
-        "FLASK_DUALTOKEN_LOGIN_MAX_ATTEMPTS": "0",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "example_app", "run", "--port", str(port)],
-        cwd=work,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/", timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail("the example app did not start")
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    with serve_example(
+        tmp_path_factory.mktemp("client"),
+        FLASK_DUALTOKEN_ACCESS_EXPIRES="2",
+        FLASK_DUALTOKEN_LOGIN_MAX_ATTEMPTS="0",
+    ) as example:
+        yield example.url
 
 
 def wait_out_the_access_token() -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,12 +10,11 @@ from typing import Any
 import pytest
 import redis
 import time_machine
-from conftest import RedisServer, bearer, free_port
+from conftest import RedisServer, bearer
 from flask import Flask
+from serving import serve_example
 
 from example_app import User, create_app, db
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -196,38 +191,16 @@ def test_flask_run_serves_the_example(tmp_path: Path) -> None:
     import json
     import urllib.request
 
-    work = tmp_path / "work"
-    shutil.copytree(REPO / "example_app", work / "example_app")
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("FLASK_DUALTOKEN_REDIS_URL", None)
-    flask = [sys.executable, "-m", "flask", "--app", "example_app", "run", "--port", str(port)]
-    process = subprocess.Popen(
-        flask, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail("flask run did not start")
-                time.sleep(0.1)
+    with serve_example(tmp_path / "work") as served:
         request = urllib.request.Request(
-            url + "/auth/login",
+            served.url + "/auth/login",
             data=json.dumps({"username": "alice", "password": "alice-password"}).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             pair = json.load(response)
-        me = urllib.request.Request(url + "/me", headers=bearer(pair["access_token"]))
+        me = urllib.request.Request(served.url + "/me", headers=bearer(pair["access_token"]))
         with urllib.request.urlopen(me, timeout=5) as response:
             assert json.load(response)["username"] == "alice"
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=10)[0].decode()
-    assert "Created demo users" in output
-    assert (work / "instance" / "dualtoken-secret").exists()
+    assert "Created demo users" in served.output[0]
+    assert (served.work / "instance" / "dualtoken-secret").exists()
