@@ -9,9 +9,10 @@ reissues, the others wait and use its pair (single flight). Each import is optio
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +103,8 @@ class _PairKeeper:
 
 
 class HttpxAuth(_HttpxAuthBase):
-    """``httpx.Auth`` for flask-dualtoken (sync clients): ``httpx.Client(auth=...)``."""
+    """``httpx.Auth`` for flask-dualtoken: ``httpx.Client(auth=...)`` or
+    ``httpx.AsyncClient(auth=...)`` (one auth object per kind of client)."""
 
     requires_response_body = True
 
@@ -125,6 +127,7 @@ class HttpxAuth(_HttpxAuthBase):
             prefix=prefix,
             on_refresh=on_refresh,
         )
+        self._async_lock = asyncio.Lock()
 
     @property
     def pair(self) -> Pair | None:
@@ -155,8 +158,31 @@ class HttpxAuth(_HttpxAuthBase):
         request.headers["Authorization"] = f"Bearer {fresh.access_token}"
         yield request
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("HttpxAuth supports sync clients (httpx.Client) only")
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # The same dance for httpx.AsyncClient, single flight among the tasks of one loop.
+        keeper = self._keeper
+        async with self._async_lock:
+            if keeper.pair is None:
+                login = yield self._post(request, "login", keeper.login_body())
+                keeper.accept(login.status_code, await login.aread())
+            sent_with = keeper.pair
+        assert sent_with is not None
+        request.headers["Authorization"] = f"Bearer {sent_with.access_token}"
+        response = yield request
+        if not keeper.expired(response.status_code, await response.aread()):
+            return
+        async with self._async_lock:
+            if keeper.pair == sent_with:
+                reissue = self._post(request, "reissue", keeper.reissue_body())
+                reissue.headers["Authorization"] = f"Bearer {sent_with.access_token}"
+                answer = yield reissue
+                keeper.accept(answer.status_code, await answer.aread())
+            fresh = keeper.pair
+        assert fresh is not None
+        request.headers["Authorization"] = f"Bearer {fresh.access_token}"
+        yield request
 
     def _post(self, request: httpx.Request, route: str, body: dict[str, Any]) -> httpx.Request:
         import httpx

@@ -132,3 +132,20 @@ def test_other_errors_pass_through(make_client: Any) -> None:
 def test_pairs_stay_out_of_repr() -> None:
     pair = Pair("header.payload.signature", "r.e.f")
     assert "signature" not in repr(pair)
+
+
+def test_an_async_httpx_client_does_the_same_dance_with_one_reissue(served: str) -> None:
+    import asyncio
+
+    saved: list[Pair] = []
+    auth = HttpxAuth(username="alice", password="alice-password", on_refresh=saved.append)
+
+    async def scenario() -> list[int]:
+        async with httpx.AsyncClient(base_url=served, auth=auth) as client:
+            assert (await client.get("/me")).json()["username"] == "alice"
+            await asyncio.sleep(2.1)  # wait out the access token
+            responses = await asyncio.gather(*(client.get("/me") for _ in range(8)))
+            return [r.status_code for r in responses]
+
+    assert asyncio.run(scenario()) == [200] * 8
+    assert len(saved) == 2, "one login and exactly one reissue"
