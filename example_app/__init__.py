@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask
+from flask import Flask, Response, make_response, render_template
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -25,6 +25,15 @@ from flask_dualtoken import DualToken, current_user, jwt_required
 #: Demo accounts created on first start with an empty database (documented in README).
 DEMO_USERS = (("alice", "alice-password", "admin"), ("bob", "bob-password", "user"))
 SECRET_FILE = "dualtoken-secret"
+#: No inline script, no other origin, no framing: the page's own XSS and clickjacking
+#: defences, since a script injected into it could still use the cookies.
+DEMO_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; object-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 class Base(DeclarativeBase):
@@ -102,6 +111,10 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI="sqlite:///example.db",
         DUALTOKEN_REDIS_URL="memory://",
+        # Header clients (curl, the client helpers) and the browser demo (cookies) side by
+        # side; a short access token so the demo shows a reissue every minute.
+        DUALTOKEN_TOKEN_LOCATION="both",
+        DUALTOKEN_ACCESS_EXPIRES=60,
     )
     app.config.from_prefixed_env()
     if config:
@@ -114,14 +127,11 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
     dualtoken.init_app(app)
 
     @app.get("/")
-    def index() -> dict[str, Any]:
-        return {
-            "login": "POST /auth/login {username, password}",
-            "me": "GET /me (Authorization: Bearer <access_token>)",
-            "admin": "GET /admin (role admin)",
-            "reissue": "POST /auth/reissue (Bearer <access_token>, {refresh_token})",
-            "logout": "POST /auth/logout (Bearer <access_token>, {refresh_token})",
-        }
+    def index() -> Response:
+        """The browser demo: plain JavaScript on the cookie mode, no build step."""
+        response = make_response(render_template("index.html", **dualtoken.browser_config()))
+        response.headers.update(DEMO_SECURITY_HEADERS)
+        return response
 
     @app.get("/me")
     @jwt_required

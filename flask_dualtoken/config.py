@@ -20,6 +20,7 @@ MIN_SECRET_BYTES = 32
 GENERATE_SECRET_HINT = (
     'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'  # noqa: S105 - advice, not a secret
 )
+TOKEN_LOCATIONS = ("headers", "cookies", "both")
 REDIS_SCHEMES = frozenset(
     {"redis", "rediss", "unix", "memory", "redis+cluster", "rediss+cluster", "redis+sentinel"}
 )
@@ -44,6 +45,12 @@ _DEFAULTS: dict[str, Any] = {
     "DUALTOKEN_PREVIOUS_SECRET_KEYS": (),
     "DUALTOKEN_TOKEN_CACHE_SIZE": 4096,
     "DUALTOKEN_OPENAPI": True,
+    "DUALTOKEN_TOKEN_LOCATION": "headers",
+    "DUALTOKEN_ACCESS_COOKIE": True,
+    "DUALTOKEN_COOKIE_SECURE": True,
+    "DUALTOKEN_COOKIE_DOMAIN": None,
+    "DUALTOKEN_COOKIE_SAMESITE": "Strict",
+    "DUALTOKEN_CSRF_HEADER": "X-CSRF-Token",
 }
 KNOWN_KEYS = frozenset(_DEFAULTS)
 
@@ -76,6 +83,37 @@ class Settings:
     previous_secrets: tuple[bytes, ...]
     token_cache_size: int
     openapi: bool
+    #: Where tokens travel: "headers" (JSON bodies and Authorization), "cookies", "both".
+    token_location: str
+    #: In cookie mode, the access token in an HttpOnly cookie (else in the JSON body).
+    access_cookie: bool
+    cookie_secure: bool
+    cookie_domain: str | None
+    cookie_samesite: str
+    csrf_header: str
+
+    @property
+    def cookies_enabled(self) -> bool:
+        return self.token_location != "headers"  # noqa: S105 - a place, not a secret
+
+    @property
+    def headers_enabled(self) -> bool:
+        return self.token_location != "cookies"  # noqa: S105 - a place, not a secret
+
+    @property
+    def transport_per_request(self) -> bool:
+        """With "both", each client gets its tokens where it asked for them."""
+        return self.token_location == "both"  # noqa: S105 - a place, not a secret
+
+    @property
+    def access_from_cookie(self) -> bool:
+        """Whether ``@jwt_required`` reads the access token from its cookie."""
+        return self.cookies_enabled and self.access_cookie
+
+    @property
+    def access_from_header(self) -> bool:
+        """Whether ``@jwt_required`` reads an ``Authorization: Bearer`` header."""
+        return self.headers_enabled or not self.access_cookie
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:
@@ -115,6 +153,16 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         previous_secrets=_previous_secrets(get("DUALTOKEN_PREVIOUS_SECRET_KEYS")),
         token_cache_size=_count("DUALTOKEN_TOKEN_CACHE_SIZE", get("DUALTOKEN_TOKEN_CACHE_SIZE")),
         openapi=_flag("DUALTOKEN_OPENAPI", get("DUALTOKEN_OPENAPI")),
+        token_location=_choice(
+            "DUALTOKEN_TOKEN_LOCATION", get("DUALTOKEN_TOKEN_LOCATION"), TOKEN_LOCATIONS
+        ),
+        access_cookie=_flag("DUALTOKEN_ACCESS_COOKIE", get("DUALTOKEN_ACCESS_COOKIE")),
+        cookie_secure=_flag("DUALTOKEN_COOKIE_SECURE", get("DUALTOKEN_COOKIE_SECURE")),
+        cookie_domain=_cookie_domain(get("DUALTOKEN_COOKIE_DOMAIN")),
+        cookie_samesite=_choice(
+            "DUALTOKEN_COOKIE_SAMESITE", get("DUALTOKEN_COOKIE_SAMESITE"), ("Strict", "Lax")
+        ),
+        csrf_header=_header_name("DUALTOKEN_CSRF_HEADER", get("DUALTOKEN_CSRF_HEADER")),
     )
 
 
@@ -255,4 +303,43 @@ def _optional_text(key: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{key} must be a non-empty string or None, got {value!r}")
+    return value
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return str(value)
+
+
+_DOMAIN = re.compile(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+
+
+def _cookie_domain(value: Any) -> str | None:
+    # None keeps cookies host-only, which is what allows the __Host- prefix.
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _DOMAIN.fullmatch(value):
+        raise ConfigError(
+            f"DUALTOKEN_COOKIE_DOMAIN must be None (host-only cookies) or a domain such as "
+            f"'example.com'; got {value!r}"
+        )
+    return value
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def _header_name(key: str, value: Any) -> str:
+    # A header the browser sends on simple requests would be no CSRF proof at all.
+    simple = {"accept", "accept-language", "content-language", "content-type", "range"}
+    if (
+        not isinstance(value, str)
+        or not _HEADER_NAME.fullmatch(value)
+        or value.lower() in simple
+        or value.lower() in {"cookie", "authorization", "origin", "referer", "host"}
+    ):
+        raise ConfigError(
+            f"{key} must be a custom header name such as 'X-CSRF-Token'; got {value!r}"
+        )
     return value

@@ -9,6 +9,7 @@ from typing import Any, TypeVar, overload
 from flask import current_app, request
 
 from .context import set_request_auth
+from .cookies import SAFE_METHODS
 from .errors import InsufficientRole, SessionRevoked, TokenInvalid, TokenMissing
 from .state import get_state
 
@@ -64,14 +65,23 @@ def jwt_required(
 
 
 def _verify_request(allowed: frozenset[str] | None, optional: bool) -> None:
-    raw = bearer_token()
+    state = get_state()
+    settings = state.settings
+    raw = bearer_token() if settings.access_from_header else None
+    from_cookie = False
+    if raw is None and settings.access_from_cookie:
+        raw = state.cookies.access_token(request.cookies)
+        from_cookie = raw is not None
     if raw is None:
         if not optional:
             raise TokenMissing()
         set_request_auth(None)
         return
-    state = get_state()
     token = state.codec.decode_access(raw)
+    # A cookie is sent by the browser whoever made the page: a state-changing request
+    # must also prove it came from ours.
+    if from_cookie and request.method not in SAFE_METHODS:
+        state.cookies.check_csrf(token.sid, request.headers.get(state.cookies.csrf_header))
     if allowed is not None and token.role not in allowed:
         raise InsufficientRole()
     # Strict mode: one read-only script per request, so an access token dies with its

@@ -30,6 +30,11 @@ class DualTokenError(HTTPException):
         super().__init__(description=message)
         self._instance_headers = headers
 
+    def add_headers(self, headers: list[tuple[str, str]]) -> DualTokenError:
+        """Attach response headers (cookies to clear, say) to this error; returns it."""
+        self._instance_headers = (*self._instance_headers, *headers)
+        return self
+
     def get_headers(
         self, environ: Any = None, scope: dict[str, Any] | None = None
     ) -> list[tuple[str, str]]:
@@ -162,6 +167,12 @@ class InsufficientRole(DualTokenError):
     error = "insufficient_role"
     description = "Your role does not allow this request."
     bearer_error = "insufficient_scope"
+
+
+class CsrfFailed(DualTokenError):
+    code = 403
+    error = "csrf_failed"
+    description = "This request authenticates with cookies and needs its CSRF header."
 
 
 class StoreUnavailable(DualTokenError):

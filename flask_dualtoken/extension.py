@@ -10,6 +10,7 @@ from flask import Flask
 from . import sessions
 from .config import load_settings
 from .context import request_client
+from .cookies import TRANSPORT_HEADER, CookieJar
 from .state import EXTENSION_KEY, AppState, get_state
 from .store import SessionInfo, SessionStore, connect
 from .throttle import LoginThrottle
@@ -61,6 +62,7 @@ class DualToken:
             codec=TokenCodec(settings),
             store=SessionStore(client, settings),
             throttle=LoginThrottle(client, settings),
+            cookies=CookieJar(settings),
         )
         from .cli import cli
 
@@ -128,6 +130,18 @@ class DualToken:
         O(1) in Redis whatever the number of sessions; a login after this call works.
         """
         sessions.revoke_all(get_state(), user_id, request_client())
+
+    def browser_config(self) -> dict[str, str]:
+        """What a page of this app needs to use cookie mode: the URL prefix, the CSRF
+        cookie to read and the header to echo it in, and the header that asks for a login
+        in cookies. Render it into the page (the example app uses ``data-`` attributes)."""
+        state = get_state()
+        return {
+            "prefix": state.settings.url_prefix,
+            "csrf_cookie": state.cookies.csrf_name,
+            "csrf_header": state.cookies.csrf_header,
+            "transport_header": TRANSPORT_HEADER,
+        }
 
     def list_sessions(self, user_id: str) -> list[SessionInfo]:
         """The user's live sessions, oldest first."""

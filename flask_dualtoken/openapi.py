@@ -6,13 +6,14 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from .config import Settings
+from .cookies import TRANSPORT_HEADER, CookieJar
 
 ERROR_CODES = [
     "invalid_request", "request_too_large", "method_not_allowed", "invalid_credentials",
     "too_many_attempts", "token_missing", "token_invalid", "token_expired",
     "refresh_token_invalid", "refresh_token_expired", "token_mismatch",
     "refresh_token_reused", "session_revoked", "user_unavailable", "insufficient_role",
-    "session_not_found", "store_unavailable", "not_found",
+    "session_not_found", "store_unavailable", "not_found", "csrf_failed",
 ]  # fmt: skip
 
 _JSON = "application/json"
@@ -32,10 +33,6 @@ def _body(schema: str) -> dict[str, Any]:
     }
 
 
-_PAIR = {
-    "description": "A new token pair (not to be cached).",
-    "content": {_JSON: {"schema": {"$ref": "#/components/schemas/TokenPair"}}},
-}
 _COMMON = {
     "400": _error("Malformed request: not a JSON object, a field of the wrong type."),
     "405": _error("Wrong method."),
@@ -54,18 +51,80 @@ def _version() -> str:
         return "0+unknown"
 
 
+def _cookie_parts(settings: Settings) -> dict[str, Any]:
+    """What cookie mode adds: security schemes, requirements and the cookie login answer."""
+    jar = CookieJar(settings)
+    schemes: dict[str, Any] = {
+        "refreshCookie": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": jar.refresh_name,
+            "description": "AT~RT, HttpOnly, sent only to reissue and logout.",
+        },
+        "csrfHeader": {
+            "type": "apiKey",
+            "in": "header",
+            "name": jar.csrf_header,
+            "description": f"The value of the {jar.csrf_name} cookie (or of csrf_token).",
+        },
+    }
+    access: list[dict[str, list[str]]] = []
+    if settings.access_from_cookie:
+        schemes["accessCookie"] = {"type": "apiKey", "in": "cookie", "name": jar.access_name}
+        # GET needs no CSRF proof; the requirement lists it for state-changing methods.
+        access = [{"accessCookie": [], "csrfHeader": []}]
+    return {
+        "schemes": schemes,
+        "refresh": [{"refreshCookie": [], "csrfHeader": []}],
+        "access": access,
+    }
+
+
 def openapi_document(settings: Settings) -> dict[str, Any]:
-    """Build the document for one app's settings (its URL prefix)."""
+    """Build the document for one app's settings (its URL prefix and token location)."""
     p = settings.url_prefix
-    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+    headers = settings.headers_enabled
+    cookies = _cookie_parts(settings) if settings.cookies_enabled else None
+    bearer: list[dict[str, list[str]]] = []
+    if settings.access_from_header:
+        bearer.append({"bearerAuth": []})
+    refresh_security = ([{"bearerAuth": []}] if headers else []) + (
+        cookies["refresh"] if cookies else []
+    )
+    if cookies:
+        bearer = bearer + cookies["access"]
+    pair_body = _body("RefreshRequest")
+    if cookies:  # a cookie request carries no body
+        pair_body = {**pair_body, "required": False}
+    csrf = {"403": _error("csrf_failed: a cookie request without its CSRF header.")}
+    pair_schemas = [{"$ref": "#/components/schemas/TokenPair"}] if headers else []
+    if cookies:
+        pair_schemas.append({"$ref": "#/components/schemas/CookieSession"})
+    pair_answer = {
+        "description": "A new token pair (not to be cached); in cookie mode the tokens are "
+        "in Set-Cookie headers and the body carries the CSRF token.",
+        "content": {_JSON: {"schema": {"oneOf": pair_schemas}}},
+    }
+    login_parameters = []
+    if settings.transport_per_request:
+        login_parameters.append(
+            {
+                "name": TRANSPORT_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "'cookies' for a browser login answered in cookies.",
+                "schema": {"type": "string"},
+            }
+        )
     paths: dict[str, Any] = {
         f"{p}/login": {
             "post": {
                 "summary": "Log in with username and password; start a session.",
                 "operationId": "login",
+                "parameters": login_parameters,
                 "requestBody": _body("LoginRequest"),
                 "responses": {
-                    "200": _PAIR,
+                    "200": pair_answer,
                     "401": _error("invalid_credentials: unknown user or wrong password."),
                     "429": _error("too_many_attempts: throttled; see Retry-After."),
                     **_COMMON,
@@ -77,10 +136,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "summary": "Rotate a session: the (possibly expired) access token and its "
                 "refresh token in, a new pair out.",
                 "operationId": "reissue",
-                "security": bearer,
-                "requestBody": _body("RefreshRequest"),
+                "security": refresh_security,
+                "requestBody": pair_body,
                 "responses": {
-                    "200": _PAIR,
+                    "200": pair_answer,
+                    **csrf,
                     "401": _error(
                         "token_missing, token_invalid, refresh_token_invalid, "
                         "refresh_token_expired, token_mismatch, refresh_token_reused, "
@@ -94,9 +154,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "post": {
                 "summary": "End the session of a bound token pair (expiry does not matter).",
                 "operationId": "logout",
-                "security": bearer,
-                "requestBody": _body("RefreshRequest"),
+                "security": refresh_security,
+                "requestBody": pair_body,
                 "responses": {
+                    **csrf,
                     "204": {"description": "Session ended (or already ended)."},
                     "401": _error("The pair is invalid or not bound."),
                     **_COMMON,
@@ -109,6 +170,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "operationId": "logoutAll",
                 "security": bearer,
                 "responses": {
+                    **csrf,
                     "204": {"description": "Every session ended."},
                     **_BEARER_ERRORS,
                     **_COMMON,
@@ -141,6 +203,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     {"name": "sid", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
                 "responses": {
+                    **csrf,
                     "204": {"description": "Session ended."},
                     "404": _error(
                         "session_not_found: no live session of the caller has this id "
@@ -165,7 +228,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                **(cookies["schemes"] if cookies else {}),
             },
             "schemas": {
                 "LoginRequest": {
@@ -206,6 +270,25 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "expires_in": {"type": "integer"},
                         "refresh_expires_in": {"type": "integer"},
                     },
+                },
+                "CookieSession": {
+                    "type": "object",
+                    "required": ["csrf_token", "expires_in", "refresh_expires_in"],
+                    "properties": {
+                        "csrf_token": {
+                            **text,
+                            "description": "Send it in the CSRF header with every "
+                            "state-changing request that uses the cookies.",
+                        },
+                        "access_token": {
+                            **text,
+                            "description": "Only when DUALTOKEN_ACCESS_COOKIE is False.",
+                        },
+                        "token_type": {"const": "Bearer"},
+                        "expires_in": {"type": "integer"},
+                        "refresh_expires_in": {"type": "integer"},
+                    },
+                    "not": {"required": ["refresh_token"]},
                 },
                 "Session": {
                     "type": "object",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import signals
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from .state import AppState
 
 logger = logging.getLogger("flask_dualtoken")
+
+#: Checks a request's proof of origin for a session id; raises to refuse.
+Proof = Callable[[str], None]
 
 
 def login(state: AppState, username: str, password: str, client: ClientInfo) -> TokenPair:
@@ -91,10 +95,21 @@ def verify_pair(
 
 
 def reissue(
-    state: AppState, access_token: str, refresh_token: str, client: ClientInfo
+    state: AppState,
+    access_token: str,
+    refresh_token: str,
+    client: ClientInfo,
+    *,
+    proof: Proof | None = None,
 ) -> TokenPair:
-    """Rotate a session: new pair for the current RT, the same pair again within grace."""
+    """Rotate a session: new pair for the current RT, the same pair again within grace.
+
+    ``proof``: for tokens a browser sent by itself (cookies), called with the session id
+    once both tokens verify and before anything changes; it raises to refuse (CSRF).
+    """
     access, refresh = verify_pair(state, access_token, refresh_token)
+    if proof is not None:
+        proof(access.sid)
     user_id, sid = access.sub, access.sid
     user = state.load_user(user_id)
     if user is None:
@@ -155,9 +170,18 @@ def reissue(
     raise RefreshTokenInvalid()
 
 
-def logout(state: AppState, access_token: str, refresh_token: str, client: ClientInfo) -> None:
+def logout(
+    state: AppState,
+    access_token: str,
+    refresh_token: str,
+    client: ClientInfo,
+    *,
+    proof: Proof | None = None,
+) -> None:
     """End the session of a bound pair; expiry of either token does not matter."""
     access, _ = verify_pair(state, access_token, refresh_token, verify_exp=False)
+    if proof is not None:
+        proof(access.sid)
     if state.store.revoke(access.sub, access.sid, "logout"):
         logger.info(
             "logged out: user_id=%r session_id=%r ip=%r", access.sub, access.sid, client.ip

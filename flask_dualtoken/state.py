@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 
 from .config import Settings
+from .cookies import CookieJar
 from .store import SessionStore
 from .throttle import LoginThrottle
 from .tokens import MAX_SUBJECT_CHARS, TokenCodec
@@ -29,6 +30,7 @@ class AppState:
     codec: TokenCodec
     store: SessionStore
     throttle: LoginThrottle
+    cookies: CookieJar
 
     def authenticate(self, username: str, password: str) -> Any:
         return self.extension._callback("authenticate")(username, password)

@@ -12,8 +12,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import sessions
 from .context import get_jwt_identity, get_request_token, request_client
+from .cookies import TRANSPORT_HEADER
 from .decorators import bearer_token, jwt_required
 from .errors import (
+    DualTokenError,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
@@ -68,16 +70,21 @@ def _text_field(body: dict[str, Any], name: str, limit: int) -> str | None:
     return value
 
 
-def _pair_response(pair: TokenPair) -> Response:
-    response = jsonify(pair.to_dict())
+def _pair_response(pair: TokenPair, in_cookies: bool) -> Response:
+    if in_cookies:
+        jar = get_state().cookies
+        response = jsonify(jar.body(pair))
+        for name, value in jar.set_headers(pair):
+            response.headers.add(name, value)
+    else:
+        response = jsonify(pair.to_dict())
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
 
 
-def _token_inputs() -> tuple[str, str]:
+def _token_inputs(body: dict[str, Any]) -> tuple[str, str]:
     """The AT (Authorization header, or body ``access_token``) and body ``refresh_token``."""
-    body = _json_object()
     header_token = bearer_token()
     body_token = _text_field(body, "access_token", MAX_BODY_BYTES)
     refresh = _text_field(body, "refresh_token", MAX_BODY_BYTES)
@@ -90,6 +97,54 @@ def _token_inputs() -> tuple[str, str]:
     return access, refresh
 
 
+def _body_tokens() -> tuple[str, str]:
+    # No body at all is a missing refresh token (401), not a malformed request (400).
+    body = _json_object() if request.content_length or request.is_json else {}
+    return _token_inputs(body)
+
+
+def _uses_cookies() -> bool:
+    """Whether this reissue or logout request authenticates with the refresh cookie.
+
+    With "both", a request that sends tokens itself (a bearer header or a JSON body) is
+    a header client; anything else is a browser relying on its cookies.
+    """
+    settings = get_state().settings
+    if not settings.transport_per_request:
+        return not settings.headers_enabled
+    if request.headers.get("Authorization") is not None:
+        return False
+    return not (request.is_json and request.content_length)
+
+
+def _cookie_inputs() -> tuple[str, str]:
+    jar = get_state().cookies
+    if not jar.has_refresh(request.cookies):
+        raise TokenMissing("There is no refresh cookie: log in again.")
+    return jar.refresh_pair(request.cookies)
+
+
+def _csrf_proof() -> sessions.Proof:
+    jar = get_state().cookies
+    return partial(jar.check_csrf, proof=request.headers.get(jar.csrf_header))
+
+
+def _clearing_cookies(exc: DualTokenError) -> DualTokenError:
+    # Cookies that failed as credentials can never work again: let the browser drop them.
+    # Not on 403 csrf_failed (a cross-site request must not be able to log anyone out),
+    # nor on 503 (the session may be fine).
+    if exc.code == 401:
+        exc.add_headers(get_state().cookies.clear_headers())
+    return exc
+
+
+def _login_in_cookies() -> bool:
+    settings = get_state().settings
+    if not settings.transport_per_request:
+        return not settings.headers_enabled
+    return request.headers.get(TRANSPORT_HEADER, "").strip().lower() == "cookies"
+
+
 @blueprint.post("/login", provide_automatic_options=False)
 def login() -> Response:
     body = _json_object()
@@ -99,27 +154,49 @@ def login() -> Response:
         raise InvalidRequest('Send JSON {"username": ..., "password": ...}.')
     if _CONTROL.search(username):
         raise InvalidRequest("'username' must not contain control characters.")
-    return _pair_response(sessions.login(get_state(), username, password, request_client()))
+    pair = sessions.login(get_state(), username, password, request_client())
+    return _pair_response(pair, _login_in_cookies())
 
 
 @blueprint.post("/reissue", provide_automatic_options=False)
 def reissue() -> Response:
-    access, refresh = _token_inputs()
-    return _pair_response(sessions.reissue(get_state(), access, refresh, request_client()))
+    if not _uses_cookies():
+        access, refresh = _body_tokens()
+        return _pair_response(
+            sessions.reissue(get_state(), access, refresh, request_client()), False
+        )
+    try:
+        access, refresh = _cookie_inputs()
+        pair = sessions.reissue(
+            get_state(), access, refresh, request_client(), proof=_csrf_proof()
+        )
+    except DualTokenError as exc:
+        raise _clearing_cookies(exc) from None
+    return _pair_response(pair, True)
 
 
 @blueprint.post("/logout", provide_automatic_options=False)
-def logout() -> tuple[str, int]:
-    access, refresh = _token_inputs()
-    sessions.logout(get_state(), access, refresh, request_client())
-    return "", 204
+def logout() -> Response:
+    if not _uses_cookies():
+        access, refresh = _body_tokens()
+        sessions.logout(get_state(), access, refresh, request_client())
+        return Response(status=204)
+    try:
+        access, refresh = _cookie_inputs()
+        sessions.logout(get_state(), access, refresh, request_client(), proof=_csrf_proof())
+    except DualTokenError as exc:
+        raise _clearing_cookies(exc) from None
+    return Response(status=204, headers=get_state().cookies.clear_headers())
 
 
 @blueprint.post("/logout-all", provide_automatic_options=False)
 @jwt_required
-def logout_all() -> tuple[str, int]:
-    sessions.revoke_all(get_state(), _caller(), request_client())
-    return "", 204
+def logout_all() -> Response:
+    state = get_state()
+    sessions.revoke_all(state, _caller(), request_client())
+    # A browser that called this with its cookies is logged out too: drop them.
+    in_browser = state.settings.cookies_enabled and state.cookies.csrf_name in request.cookies
+    return Response(status=204, headers=state.cookies.clear_headers() if in_browser else None)
 
 
 @blueprint.get("/sessions", provide_automatic_options=False)

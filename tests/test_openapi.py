@@ -45,6 +45,38 @@ def test_every_error_the_library_raises_is_documented() -> None:
     assert raised <= set(ERROR_CODES)
 
 
+def test_cookie_mode_is_described_with_its_cookies_and_csrf_header(make_app: Any) -> None:
+    app = make_app(DUALTOKEN_TOKEN_LOCATION="cookies")
+    document = app.test_client().get("/auth/openapi.json").json
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["refreshCookie"] == {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "__Secure-dualtoken_rt",
+        "description": schemes["refreshCookie"]["description"],
+    }
+    assert schemes["accessCookie"]["name"] == "__Host-dualtoken_at"
+    assert schemes["csrfHeader"]["name"] == "X-CSRF-Token"
+    reissue = document["paths"]["/auth/reissue"]["post"]
+    assert reissue["security"] == [{"refreshCookie": [], "csrfHeader": []}]
+    assert reissue["requestBody"]["required"] is False
+    assert "403" in reissue["responses"]
+    answer = reissue["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"oneOf": [{"$ref": "#/components/schemas/CookieSession"}]}
+    me = document["paths"]["/auth/sessions"]["get"]
+    assert me["security"] == [{"accessCookie": [], "csrfHeader": []}]
+
+
+def test_both_mode_documents_the_transport_header(make_app: Any) -> None:
+    document = (
+        make_app(DUALTOKEN_TOKEN_LOCATION="both").test_client().get("/auth/openapi.json").json
+    )
+    login = document["paths"]["/auth/login"]["post"]
+    assert [p["name"] for p in login["parameters"]] == ["X-Token-Transport"]
+    reissue = document["paths"]["/auth/reissue"]["post"]
+    assert reissue["security"] == [{"bearerAuth": []}, {"refreshCookie": [], "csrfHeader": []}]
+
+
 def test_the_description_can_be_turned_off(make_app: Any) -> None:
     app = make_app(DUALTOKEN_OPENAPI=False)
     response = app.test_client().get("/auth/openapi.json")

@@ -98,13 +98,18 @@ def test_a_missing_token_is_401_token_missing(api: Api, missing: str) -> None:
         {"json": ["x"]},
         {"json": {"refresh_token": 5}},
         {"json": {"refresh_token": "x", "access_token": {"a": 1}}},
-        {},
     ],
 )
 def test_a_malformed_body_is_400(api: Api, kwargs: dict) -> None:
     response = api.client.post("/auth/reissue", headers=bearer("x"), **kwargs)
     assert response.status_code == 400
     assert response.json["error"] == "invalid_request"
+
+
+def test_no_body_at_all_is_a_missing_refresh_token(api: Api) -> None:
+    response = api.client.post("/auth/reissue", headers=bearer("x"))
+    assert response.status_code == 401
+    assert response.json["error"] == "token_missing"
 
 
 def test_a_bad_access_token_is_401_token_invalid(api: Api) -> None:

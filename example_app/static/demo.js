@@ -1,0 +1,240 @@
+// The browser side of flask-dualtoken's cookie mode, in plain JavaScript.
+//
+// The tokens are HttpOnly cookies: this page never sees them. It keeps only the CSRF
+// token (a readable cookie it echoes in a header) and the access token's expiry, which it
+// shares with its other tabs through localStorage (not a secret). When the access token
+// runs out, the page calls reissue; two tabs doing so at the same moment both get the same
+// new pair (the server's grace window), so both stay signed in.
+"use strict";
+
+(() => {
+  const PREFIX = document.body.dataset.prefix;
+  const CSRF_COOKIE = document.body.dataset.csrfCookie;
+  const CSRF_HEADER = document.body.dataset.csrfHeader;
+  const EXPIRES_AT = "dualtoken-demo:expires-at";
+  const LIFETIME = "dualtoken-demo:lifetime";
+  const $ = (id) => document.getElementById(id);
+
+  let signedIn = false;
+  let reissuing = null; // one reissue at a time in this tab
+  let reissues = 0;
+  let nextTry = 0; // no more than one automatic attempt every 2 s (say, while Redis is down)
+
+  function log(message, isError = false) {
+    const item = document.createElement("li");
+    item.textContent = `${new Date().toLocaleTimeString()}  ${message}`;
+    if (isError) item.className = "error";
+    $("log").prepend(item);
+  }
+
+  function csrfToken() {
+    for (const part of document.cookie.split("; ")) {
+      const [name, ...value] = part.split("=");
+      if (name === CSRF_COOKIE) return decodeURIComponent(value.join("="));
+    }
+    return "";
+  }
+
+  function remember(body) {
+    localStorage.setItem(EXPIRES_AT, String(Date.now() + body.expires_in * 1000));
+    localStorage.setItem(LIFETIME, String(body.expires_in));
+  }
+
+  async function jsonOf(response) {
+    try {
+      return await response.json();
+    } catch {
+      return {};
+    }
+  }
+
+  // fetch with the cookies, the CSRF header on state-changing requests, and one reissue
+  // and retry when the access token is missing (its cookie ran out) or expired.
+  async function call(method, path, retry = true) {
+    const headers = method === "GET" ? {} : { [CSRF_HEADER]: csrfToken() };
+    const response = await fetch(path, { method, headers, credentials: "same-origin" });
+    if (response.status === 401 && retry) {
+      const body = await jsonOf(response.clone());
+      if (["token_missing", "token_expired"].includes(body.error) && csrfToken()) {
+        if (await reissue(`${path} answered ${body.error}`)) return call(method, path, false);
+      }
+    }
+    return response;
+  }
+
+  function reissue(reason) {
+    if (reissuing === null) {
+      reissuing = doReissue(reason).finally(() => {
+        reissuing = null;
+      });
+    }
+    return reissuing;
+  }
+
+  async function doReissue(reason) {
+    let response;
+    try {
+      response = await fetch(`${PREFIX}/reissue`, {
+        method: "POST",
+        headers: { [CSRF_HEADER]: csrfToken() },
+        credentials: "same-origin",
+      });
+    } catch (error) {
+      log(`reissue failed: ${error}`, true);
+      return false;
+    }
+    const body = await jsonOf(response);
+    if (response.ok) {
+      remember(body);
+      reissues += 1;
+      $("reissues").textContent = String(reissues);
+      log(`reissued (${reason}): new access token for ${body.expires_in} s`);
+      return true;
+    }
+    log(`reissue refused: ${response.status} ${body.error}`, true);
+    if (response.status === 401 || response.status === 403) {
+      showSignedOut(`session ended (${body.error})`);
+    }
+    return false; // 503: the store is down; the next tick tries again
+  }
+
+  function tick() {
+    const expiresAt = Number(localStorage.getItem(EXPIRES_AT) || 0);
+    const lifetime = Number(localStorage.getItem(LIFETIME) || 1);
+    const left = Math.max(0, (expiresAt - Date.now()) / 1000);
+    $("expires-in").textContent = String(Math.ceil(left));
+    $("expiry-bar").value = left / lifetime;
+    if (signedIn && left === 0 && reissuing === null && Date.now() >= nextTry) {
+      nextTry = Date.now() + 2000;
+      reissue("access token expired");
+    }
+  }
+
+  async function showMe() {
+    const response = await call("GET", "/me");
+    const body = await jsonOf(response);
+    if (!response.ok) {
+      log(`GET /me: ${response.status} ${body.error}`, true);
+      return false;
+    }
+    $("me").textContent = JSON.stringify(body, null, 2);
+    $("who").textContent = body.username;
+    log(`GET /me: ${body.username} (${body.role})`);
+    return true;
+  }
+
+  async function showSessions() {
+    const response = await call("GET", `${PREFIX}/sessions`);
+    if (!response.ok) return;
+    const rows = (await response.json()).sessions.map((session) => {
+      const row = document.createElement("tr");
+      row.dataset.sid = session.sid;
+      if (session.current) row.className = "current";
+      const time = (seconds) => new Date(seconds * 1000).toLocaleTimeString();
+      for (const text of [
+        session.sid.slice(0, 8) + "...",
+        time(session.created_at),
+        time(session.last_used_at),
+        `${session.ip} ${session.user_agent.slice(0, 40)}`,
+      ]) {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      }
+      const action = document.createElement("td");
+      if (session.current) {
+        action.textContent = "this browser";
+      } else {
+        const end = document.createElement("button");
+        end.type = "button";
+        end.className = "end-session";
+        end.textContent = "End";
+        end.addEventListener("click", () => endSession(session.sid));
+        action.append(end);
+      }
+      row.append(action);
+      return row;
+    });
+    $("sessions").replaceChildren(...rows);
+  }
+
+  async function endSession(sid) {
+    const response = await call("DELETE", `${PREFIX}/sessions/${encodeURIComponent(sid)}`);
+    log(`ended session ${sid.slice(0, 8)}...: ${response.status}`, !response.ok);
+    await showSessions();
+  }
+
+  async function showSignedIn() {
+    signedIn = true;
+    $("logged-out").hidden = true;
+    $("logged-in").hidden = false;
+    tick();
+    if (await showMe()) await showSessions();
+  }
+
+  function showSignedOut(reason) {
+    signedIn = false;
+    localStorage.removeItem(EXPIRES_AT); // tells the other tabs too
+    $("logged-in").hidden = true;
+    $("logged-out").hidden = false;
+    $("who").textContent = "";
+    $("sessions").replaceChildren();
+    log(`signed out: ${reason}`);
+  }
+
+  async function login(event) {
+    event.preventDefault();
+    const response = await fetch(`${PREFIX}/login`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Token-Transport": "cookies" },
+      credentials: "same-origin",
+      body: JSON.stringify({ username: $("username").value, password: $("password").value }),
+    });
+    const body = await jsonOf(response);
+    if (!response.ok) {
+      const wait = response.headers.get("Retry-After");
+      log(`login refused: ${body.error}${wait ? `, retry in ${wait} s` : ""}`, true);
+      return;
+    }
+    remember(body);
+    log(`logged in: access token for ${body.expires_in} s, session for ${body.refresh_expires_in} s`);
+    await showSignedIn();
+  }
+
+  async function logout(path, what) {
+    const response = await call("POST", path);
+    if (response.ok) {
+      showSignedOut(what);
+    } else {
+      log(`${path}: ${response.status} ${(await jsonOf(response)).error}`, true);
+    }
+  }
+
+  window.addEventListener("storage", (event) => {
+    if (event.key === EXPIRES_AT && event.newValue === null && signedIn) {
+      signedIn = false;
+      showSignedOut("logged out in another tab");
+    }
+  });
+  $("login-form").addEventListener("submit", login);
+  $("call-me").addEventListener("click", showMe);
+  $("call-admin").addEventListener("click", async () => {
+    const response = await call("GET", "/admin");
+    const body = await jsonOf(response);
+    log(`GET /admin: ${response.status} ${body.message || body.error}`, !response.ok);
+  });
+  $("reissue-now").addEventListener("click", () => reissue("button"));
+  $("refresh-sessions").addEventListener("click", showSessions);
+  $("logout").addEventListener("click", () => logout(`${PREFIX}/logout`, "logged out"));
+  $("logout-all").addEventListener("click", () =>
+    logout(`${PREFIX}/logout-all`, "logged out everywhere"),
+  );
+  setInterval(tick, 200);
+
+  // A reload or a second tab: the cookies are shared, so this may already be signed in.
+  if (csrfToken()) {
+    showSignedIn();
+  } else {
+    log("not signed in");
+  }
+})();

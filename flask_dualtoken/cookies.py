@@ -1,0 +1,169 @@
+"""Cookie mode: where a browser keeps the tokens, and the CSRF proof that must go with them.
+
+Three cookies, each sent only where it is needed:
+
+- the access cookie (``__Host-dualtoken_at``): the AT, ``HttpOnly``, path ``/``, living as
+  long as the AT; left out when ``DUALTOKEN_ACCESS_COOKIE`` is False (the AT is then in
+  the JSON body, for a SPA that keeps it in memory);
+- the refresh cookie (``__Secure-dualtoken_rt``): ``AT~RT``, ``HttpOnly``, set once for
+  the reissue path and once for the logout path and sent nowhere else, living as long as
+  the RT. Reissue needs the expired AT as well as the RT (flows.md), and the access cookie
+  is gone by then, so the refresh cookie carries its own copy;
+- the CSRF cookie (``__Host-dualtoken_csrf``): readable by the page's JavaScript, which
+  echoes it in the CSRF header. Its value is HMAC(key, session id) under a key derived from
+  the secret like the signing keys, so it needs no storage, lasts the whole session and
+  cannot be guessed or planted without the secret.
+
+A cross-site page can make the browser send cookies but cannot read them or set a custom
+header, so every state-changing request that authenticates with a cookie must carry that
+header with the value of its own session.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+from werkzeug.http import dump_cookie
+
+from .config import Settings
+from .errors import CsrfFailed, RefreshTokenInvalid
+from .keys import derive_key
+from .tokens import TokenPair
+
+CSRF_LABEL = b"csrf"
+#: Sent by a client of a DUALTOKEN_TOKEN_LOCATION="both" app to get a login in cookies.
+TRANSPORT_HEADER = "X-Token-Transport"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_SEPARATOR = "~"  # a cookie-safe character that never occurs in a JWT
+
+
+class CookieJar:
+    """Names, attributes and CSRF keys of one app's cookies, fixed at ``init_app``."""
+
+    def __init__(self, settings: Settings) -> None:
+        secure = settings.cookie_secure
+        # __Host- needs Secure, Path=/ and no Domain; __Secure- needs Secure only.
+        host_prefix = "__Host-" if secure and settings.cookie_domain is None else ""
+        secure_prefix = "__Secure-" if secure else ""
+        self.access_name = (host_prefix or secure_prefix) + "dualtoken_at"
+        self.refresh_name = secure_prefix + "dualtoken_rt"
+        self.csrf_name = (host_prefix or secure_prefix) + "dualtoken_csrf"
+        prefix = settings.url_prefix
+        self.refresh_paths = (f"{prefix}/reissue", f"{prefix}/logout")
+        self.csrf_header = settings.csrf_header
+        self.access_in_cookie = settings.access_cookie
+        self._secure = secure
+        self._domain = settings.cookie_domain
+        self._samesite = settings.cookie_samesite
+        self._csrf_keys = tuple(
+            derive_key(secret, CSRF_LABEL)
+            for secret in (settings.secret, *settings.previous_secrets)
+        )
+
+    # -- CSRF -------------------------------------------------------------------------------
+
+    def csrf_token(self, session_id: str) -> str:
+        return _csrf_value(self._csrf_keys[0], session_id)
+
+    def check_csrf(self, session_id: str, proof: str | None) -> None:
+        """Raise 403 ``csrf_failed`` unless ``proof`` is this session's CSRF token.
+
+        Every key is compared (the current secret's and the previous ones', since the token
+        outlives a secret rotation until the next reissue), in constant time.
+        """
+        given = (proof or "").encode("latin-1", "replace")
+        matched = False
+        for key in self._csrf_keys:
+            matched |= hmac.compare_digest(_csrf_value(key, session_id).encode(), given)
+        if not proof or not matched:
+            raise CsrfFailed(
+                f"This request authenticates with cookies, so it must carry the "
+                f"'{self.csrf_header}' header with the value of the {self.csrf_name} cookie."
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def access_token(self, cookies: dict[str, str]) -> str | None:
+        if not self.access_in_cookie:
+            return None
+        return cookies.get(self.access_name) or None
+
+    def has_refresh(self, cookies: dict[str, str]) -> bool:
+        return bool(cookies.get(self.refresh_name))
+
+    def refresh_pair(self, cookies: dict[str, str]) -> tuple[str, str]:
+        """The (access, refresh) tokens of the refresh cookie; both still to be verified."""
+        access, sep, refresh = cookies.get(self.refresh_name, "").partition(_SEPARATOR)
+        if not sep or not access or not refresh:
+            raise RefreshTokenInvalid()
+        return access, refresh
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def body(self, pair: TokenPair) -> dict[str, object]:
+        """The JSON body of a login or reissue answered in cookies: never the refresh token."""
+        body: dict[str, object] = {
+            "csrf_token": self.csrf_token(pair.session_id),
+            "expires_in": pair.expires_in,
+            "refresh_expires_in": pair.refresh_expires_in,
+        }
+        if not self.access_in_cookie:
+            body.update(access_token=pair.access_token, token_type="Bearer")  # noqa: S106
+        return body
+
+    def set_headers(self, pair: TokenPair) -> list[tuple[str, str]]:
+        """``Set-Cookie`` headers for a new pair; lifetimes are the tokens' own.
+
+        werkzeug warns when a cookie outgrows what browsers keep (4 KiB): keep the claims
+        of ``claims_loader`` small in cookie mode.
+        """
+        refresh = f"{pair.access_token}{_SEPARATOR}{pair.refresh_token}"
+        headers = [
+            self._cookie(self.refresh_name, refresh, path, pair.refresh_expires_in)
+            for path in self.refresh_paths
+        ]
+        headers.append(
+            self._cookie(
+                self.csrf_name,
+                self.csrf_token(pair.session_id),
+                "/",
+                pair.refresh_expires_in,
+                httponly=False,
+            )
+        )
+        if self.access_in_cookie:
+            headers.append(self._cookie(self.access_name, pair.access_token, "/", pair.expires_in))
+        return headers
+
+    def clear_headers(self) -> list[tuple[str, str]]:
+        """``Set-Cookie`` headers that delete every cookie, with the attributes that set it."""
+        paths: Iterable[tuple[str, str, bool]] = [
+            *((self.refresh_name, path, True) for path in self.refresh_paths),
+            (self.csrf_name, "/", False),
+            (self.access_name, "/", True),
+        ]
+        return [self._cookie(name, "", path, 0, httponly=http) for name, path, http in paths]
+
+    def _cookie(
+        self, name: str, value: str, path: str, max_age: int, *, httponly: bool = True
+    ) -> tuple[str, str]:
+        header = dump_cookie(
+            name,
+            value,
+            max_age=max_age,
+            expires=0 if max_age == 0 else None,
+            path=path,
+            domain=self._domain,
+            secure=self._secure,
+            httponly=httponly,
+            samesite=self._samesite,
+        )
+        return "Set-Cookie", header
+
+
+def _csrf_value(key: bytes, session_id: str) -> str:
+    digest = hmac.new(key, session_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
