@@ -204,3 +204,35 @@ def test_flask_run_serves_the_example(tmp_path: Path) -> None:
             assert json.load(response)["username"] == "alice"
     assert "Created demo users" in served.output[0]
     assert (served.work / "instance" / "dualtoken-secret").exists()
+
+
+def test_the_demo_page_is_served_at_the_root_with_a_strict_policy(example: Flask) -> None:
+    client = example.test_client()
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    html = page.get_data(as_text=True)
+    assert 'data-csrf-cookie="__Host-dualtoken_csrf"' in html
+    assert 'data-csrf-header="X-CSRF-Token"' in html
+    assert 'data-prefix="/auth"' in html
+    assert "<script>" not in html  # the policy would block an inline script
+    script = client.get("/static/demo.js")
+    assert script.status_code == 200
+    assert b"X-Token-Transport" in script.data
+    script.close()
+
+
+def test_the_example_serves_header_clients_and_browsers_side_by_side(example: Flask) -> None:
+    pair = login(example.test_client(), "alice", "alice-password")
+    assert "refresh_token" in pair
+    browser = example.test_client()
+    response = browser.post(
+        "/auth/login",
+        json={"username": "alice", "password": "alice-password"},
+        headers={"X-Token-Transport": "cookies"},
+    )
+    assert "refresh_token" not in response.json
+    assert browser.get("/me").json["username"] == "alice"

@@ -221,7 +221,8 @@
   $("call-admin").addEventListener("click", async () => {
     const response = await call("GET", "/admin");
     const body = await jsonOf(response);
-    log(`GET /admin: ${response.status} ${body.message || body.error}`, !response.ok);
+    const said = body.error ? `${body.error}: ${body.message}` : body.message;
+    log(`GET /admin: ${response.status} ${said}`, !response.ok);
   });
   $("reissue-now").addEventListener("click", () => reissue("button"));
   $("refresh-sessions").addEventListener("click", showSessions);

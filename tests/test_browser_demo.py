@@ -1,0 +1,250 @@
+"""The browser demo in a real, headless Chromium: the example app served by ``flask run``
+on a loopback port, three-second access tokens, and Playwright clicking through the page.
+
+Needs Debian's ``chromium`` (``/usr/bin/chromium``, or the path in DUALTOKEN_CHROMIUM);
+skipped with that reason where it is missing, which ``.ci/run`` refuses, so CI always runs
+it (it installs the browser).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from serving import Served, serve_example
+
+CHROMIUM = os.environ.get("DUALTOKEN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        f"no Chromium at {CHROMIUM}: apt-get install chromium (or set DUALTOKEN_CHROMIUM)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+expect = sync_api.expect
+
+ACCESS_SECONDS = 3
+# Debian's Chromium, as root, on a machine with no way out: no sandbox, no GPU, and none of
+# the background connections to Google's hosts.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """A fresh app (store and database) per test, so each starts with no session."""
+    with serve_example(tmp_path, FLASK_DUALTOKEN_ACCESS_EXPIRES=str(ACCESS_SECONDS)) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+class Device:
+    """One browser profile (its own cookies and localStorage) with the pages it opened,
+    recording every script error and CSP violation on them."""
+
+    def __init__(self, chromium: Any, url: str) -> None:
+        self.url = url
+        self.context = chromium.new_context()
+        self.context.set_default_timeout(15_000)
+        self.errors: list[str] = []
+        self.pages: list[Any] = []
+
+    def open(self) -> Any:
+        page = self.context.new_page()
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", self._console)
+        page.goto(self.url + "/")
+        self.pages.append(page)
+        return page
+
+    def _console(self, message: Any) -> None:
+        # A 401 or 403 the page handles still shows as "Failed to load resource".
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            self.errors.append(message.text)
+
+    def login(self, username: str = "alice", password: str = "alice-password") -> Any:
+        page = self.open()
+        page.fill("#username", username)
+        page.fill("#password", password)
+        page.click("#login")
+        expect(page.locator("#who")).to_have_text(username)
+        return page
+
+    def cookies(self) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(c["name"], c["path"]): c for c in self.context.cookies()}
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.errors == []
+
+
+@pytest.fixture
+def devices(chromium: Any, served: Served) -> Iterator[Any]:
+    opened: list[Device] = []
+
+    def make() -> Device:
+        device = Device(chromium, served.url)
+        opened.append(device)
+        return device
+
+    yield make
+    for device in opened:
+        device.close()
+
+
+def log_of(page: Any) -> str:
+    return str(page.locator("#log").inner_text())
+
+
+def reissues(page: Any) -> int:
+    return int(page.locator("#reissues").inner_text())
+
+
+def entries(page: Any, text: str) -> Any:
+    """The entries of the page's event log that contain ``text``."""
+    return page.locator("#log li", has_text=text)
+
+
+def expect_logged(page: Any, text: str) -> None:
+    expect(entries(page, text).first).to_be_visible()
+
+
+def wait_for_reissues(page: Any, count: int) -> None:
+    deadline = time.monotonic() + 4 * ACCESS_SECONDS * max(count, 1)
+    while reissues(page) < count:
+        assert time.monotonic() < deadline, log_of(page)
+        page.wait_for_timeout(100)
+
+
+def test_login_keeps_every_token_out_of_the_pages_reach(devices: Any) -> None:
+    device = devices()
+    page = device.login()
+    jar = device.cookies()
+    assert set(jar) == {
+        ("__Host-dualtoken_at", "/"),
+        ("__Host-dualtoken_csrf", "/"),
+        ("__Secure-dualtoken_rt", "/auth/reissue"),
+        ("__Secure-dualtoken_rt", "/auth/logout"),
+    }
+    for (name, _), cookie in jar.items():
+        assert cookie["secure"] and cookie["sameSite"] == "Strict", name
+        assert cookie["httpOnly"] == (name != "__Host-dualtoken_csrf"), name
+    readable = page.evaluate("document.cookie")
+    assert readable.startswith("__Host-dualtoken_csrf=")
+    assert "dualtoken_at" not in readable and "dualtoken_rt" not in readable
+    assert "alice" in page.locator("#me").inner_text()
+
+
+def test_the_access_token_counts_down_and_is_reissued_by_itself(devices: Any) -> None:
+    device = devices()
+    page = device.login()
+    first = int(page.locator("#expires-in").inner_text())
+    assert 0 < first <= ACCESS_SECONDS
+    wait_for_reissues(page, 2)
+    assert "reissued (access token expired)" in log_of(page)
+    assert "refused" not in log_of(page)
+    calls = entries(page, "GET /me: alice (admin)").count()
+    page.click("#call-me")
+    expect(entries(page, "GET /me: alice (admin)")).to_have_count(calls + 1)
+    # Still the one session the login started, rotated.
+    page.click("#refresh-sessions")
+    expect(page.locator("#sessions tr")).to_have_count(1)
+    expect(page.locator("#sessions tr.current")).to_have_count(1)
+
+
+def test_a_second_tab_shares_the_session_and_both_stay_signed_in(devices: Any) -> None:
+    device = devices()
+    first = device.login()
+    second = device.open()
+    expect(second.locator("#who")).to_have_text("alice")
+    for _ in range(2):
+        # Both tabs reissue at the same instant with the same refresh cookie: the second
+        # request gets the first one's new pair back (the grace window), not a reuse alarm.
+        done = [entries(page, "reissued (button)").count() for page in (first, second)]
+        at = first.evaluate("Date.now() + 300")
+        for page in (first, second):
+            page.evaluate(
+                "at => setTimeout(() => document.getElementById('reissue-now').click(),"
+                " at - Date.now())",
+                at,
+            )
+        for page, before in zip((first, second), done, strict=True):
+            expect(entries(page, "reissued (button)")).to_have_count(before + 1)
+    wait_for_reissues(first, 3)  # and the automatic reissues go on
+    for page in (first, second):
+        assert "refused" not in log_of(page)
+        calls = entries(page, "GET /me: alice").count()
+        page.click("#call-me")
+        expect(entries(page, "GET /me: alice")).to_have_count(calls + 1)
+        expect(page.locator("#logged-in")).to_be_visible()
+    first.click("#refresh-sessions")
+    expect(first.locator("#sessions tr")).to_have_count(1)
+
+
+def test_logout_signs_out_every_tab_and_clears_the_cookies(devices: Any) -> None:
+    device = devices()
+    first = device.login()
+    second = device.open()
+    expect(second.locator("#who")).to_have_text("alice")
+    first.click("#logout")
+    expect(first.locator("#logged-out")).to_be_visible()
+    expect(second.locator("#logged-out")).to_be_visible()
+    assert [c for c in device.context.cookies() if "dualtoken" in c["name"]] == []
+    again = device.open()  # a reload: nothing left to sign in with
+    expect(again.locator("#logged-out")).to_be_visible()
+
+
+def test_sessions_can_be_listed_and_ended_from_another_device(devices: Any) -> None:
+    laptop, phone = devices(), devices()
+    laptop_page = laptop.login()
+    phone_page = phone.login()
+    laptop_page.click("#refresh-sessions")
+    expect(laptop_page.locator("#sessions tr")).to_have_count(2)
+    laptop_page.click("#sessions .end-session")
+    expect(laptop_page.locator("#sessions tr")).to_have_count(1)
+    # The phone finds out at its next reissue, at the latest one access token later.
+    expect(phone_page.locator("#logged-out")).to_be_visible(timeout=4 * ACCESS_SECONDS * 1000)
+    assert re.search(r"reissue refused: 401 session_revoked", log_of(phone_page))
+    expect(laptop_page.locator("#logged-in")).to_be_visible()
+
+
+def test_log_out_everywhere_ends_the_other_devices_too(devices: Any) -> None:
+    laptop, phone = devices(), devices()
+    laptop_page = laptop.login()
+    phone_page = phone.login()
+    laptop_page.click("#logout-all")
+    expect(laptop_page.locator("#logged-out")).to_be_visible()
+    expect(phone_page.locator("#logged-out")).to_be_visible(timeout=4 * ACCESS_SECONDS * 1000)
+    assert "session_revoked" in log_of(phone_page)
+
+
+def test_roles_and_wrong_passwords_show_as_errors(devices: Any) -> None:
+    device = devices()
+    page = device.open()
+    page.fill("#username", "bob")
+    page.fill("#password", "wrong")
+    page.click("#login")
+    expect_logged(page, "login refused: invalid_credentials")
+    page = device.login("bob", "bob-password")
+    page.click("#call-admin")
+    expect_logged(page, "GET /admin: 403 insufficient_role")
