@@ -54,6 +54,77 @@ _DEFAULTS: dict[str, Any] = {
 }
 KNOWN_KEYS = frozenset(_DEFAULTS)
 
+#: What each setting means, in Markdown: the source of the configuration reference (the
+#: docs and the README's table are generated from it, and a test keeps them in step).
+SETTING_HELP: dict[str, str] = {
+    "DUALTOKEN_SECRET_KEY": "the one secret, str or bytes, at least 32 bytes; defaults to "
+    "Flask's `SECRET_KEY`",
+    "DUALTOKEN_REDIS_URL": "`redis://`, `rediss://`, `unix://`; "
+    "`redis+cluster://host:port[,host:port...]` (or `rediss+cluster://`) for Redis Cluster; "
+    "`redis+sentinel://host:port[,host:port...]/service_name[/db]` for Sentinel; `memory://` "
+    "is an in-process fakeredis (one process only; logs a warning). Credentials go in the "
+    "URL as usual (`redis+cluster://user:pw@host:port`)",
+    "DUALTOKEN_REDIS": "a ready client: `redis.Redis`, `redis.cluster.RedisCluster`, or "
+    "Sentinel's `master_for(...)`; wins over the URL",
+    "DUALTOKEN_ACCESS_EXPIRES": "AT lifetime, seconds or `timedelta`",
+    "DUALTOKEN_REFRESH_EXPIRES": "RT idle lifetime: each rotation issues an RT valid this "
+    "long (capped by the session's end)",
+    "DUALTOKEN_SESSION_MAX_AGE": "absolute session lifetime; rotation never extends it",
+    "DUALTOKEN_REUSE_GRACE": "seconds after a rotation during which the previous pair gets "
+    "the same new pair back; 0 disables",
+    "DUALTOKEN_URL_PREFIX": "blueprint prefix; `''` mounts the routes at the root",
+    "DUALTOKEN_KEY_PREFIX": "Redis key namespace",
+    "DUALTOKEN_ISSUER": "when set, written as `iss` and required on every token",
+    "DUALTOKEN_AUDIENCE": "when set, written as `aud` and required on every token",
+    "DUALTOKEN_LEEWAY": "seconds of clock leeway for `exp`/`iat`/`nbf` (at most 300)",
+    "DUALTOKEN_VERIFY_SESSION": "strict mode: every `@jwt_required` request checks in Redis "
+    "that the token's session is alive",
+    "DUALTOKEN_LOGIN_MAX_ATTEMPTS": "failed logins per username per window before 429; 0 "
+    "turns it off",
+    "DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "failed logins per client address per "
+    "window; 0 turns it off",
+    "DUALTOKEN_LOGIN_WINDOW": "seconds; the window opens with the first failure",
+    "DUALTOKEN_PREVIOUS_SECRET_KEYS": "verify-only secrets of earlier generations, newest "
+    "first, for rotating the secret",
+    "DUALTOKEN_TOKEN_CACHE_SIZE": "access tokens this process remembers as verified; 0 "
+    "turns the memo off",
+    "DUALTOKEN_OPENAPI": "serve the OpenAPI 3.1 description of the routes at "
+    "`{prefix}/openapi.json`",
+    "DUALTOKEN_TOKEN_LOCATION": '`"headers"` (tokens in JSON bodies, the AT in '
+    '`Authorization`), `"cookies"` (HttpOnly cookies and a CSRF header, for browsers) or '
+    '`"both"` (a login asks for cookies with `X-Token-Transport: cookies`)',
+    "DUALTOKEN_ACCESS_COOKIE": "in cookie mode, the AT in an HttpOnly cookie; `False` puts "
+    "it in the JSON body instead, for a SPA that keeps it in memory",
+    "DUALTOKEN_COOKIE_SECURE": "`Secure` cookies with the `__Host-`/`__Secure-` prefixes; "
+    "`False` only for plain-HTTP development in browsers that refuse secure cookies on "
+    "`localhost`",
+    "DUALTOKEN_COOKIE_DOMAIN": "host-only cookies (which the `__Host-` prefix needs); set a "
+    "domain to share them with subdomains",
+    "DUALTOKEN_COOKIE_SAMESITE": '`"Strict"` or `"Lax"`',
+    "DUALTOKEN_CSRF_HEADER": "the header that carries the CSRF token on state-changing "
+    "cookie requests",
+}
+
+
+def _default_text(key: str) -> str:
+    value = _DEFAULTS[key]
+    if key == "DUALTOKEN_SECRET_KEY":
+        return "`SECRET_KEY`"
+    if value is None:
+        return "none"
+    if isinstance(value, timedelta):
+        return f"{value.days} days"
+    if isinstance(value, tuple):
+        return "`[]`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    return f"`{value}`" if isinstance(value, bool) else str(value)
+
+
+def settings_reference() -> list[tuple[str, str, str]]:
+    """Every setting as (key, default, meaning), in the order of the defaults."""
+    return [(key, _default_text(key), SETTING_HELP[key]) for key in _DEFAULTS]
+
 
 class ConfigError(RuntimeError):
     """A DUALTOKEN_* setting is missing or invalid; raised by ``init_app``."""

@@ -74,7 +74,7 @@ def _verify_request(allowed: frozenset[str] | None, optional: bool) -> None:
         from_cookie = raw is not None
     if raw is None:
         if not optional:
-            raise TokenMissing()
+            raise _missing(settings.access_from_header, settings.access_from_cookie)
         set_request_auth(None)
         return
     token = state.codec.decode_access(raw)
@@ -89,3 +89,14 @@ def _verify_request(allowed: frozenset[str] | None, optional: bool) -> None:
     if state.settings.verify_session and not state.store.is_live(token.sub, token.sid):
         raise SessionRevoked()
     set_request_auth(token)
+
+
+def _missing(header: bool, cookie: bool) -> TokenMissing:
+    if not cookie:
+        return TokenMissing()
+    where = "the access cookie"
+    if header:
+        where = f"'Authorization: Bearer <token>' or {where}"
+    return TokenMissing(
+        f"An access token is required: send {where} (it lapses with the token: reissue)."
+    )

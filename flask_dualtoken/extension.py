@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Flask, Response
 
 from . import sessions
 from .config import load_settings
@@ -130,6 +130,20 @@ class DualToken:
         O(1) in Redis whatever the number of sessions; a login after this call works.
         """
         sessions.revoke_all(get_state(), user_id, request_client())
+
+    def set_cookies(self, response: Response, pair: TokenPair) -> dict[str, Any]:
+        """Put a pair into cookie-mode cookies on ``response`` (after SSO and ``issue``,
+        say); returns the JSON body a cookie login answers with (the CSRF token)."""
+        jar = get_state().cookies
+        for name, value in jar.set_headers(pair):
+            response.headers.add(name, value)
+        response.headers["Cache-Control"] = "no-store"
+        return jar.body(pair)
+
+    def clear_cookies(self, response: Response) -> None:
+        """Delete every cookie-mode cookie, with the attributes that set it."""
+        for name, value in get_state().cookies.clear_headers():
+            response.headers.add(name, value)
 
     def browser_config(self) -> dict[str, str]:
         """What a page of this app needs to use cookie mode: the URL prefix, the CSRF

@@ -232,7 +232,7 @@ def test_header_mode_ignores_cookies(app: Flask, browser: Browser) -> None:
     header_client.set_cookie(AT, browser.cookie(AT) or "")
     assert header_client.get("/me").json["error"] == "token_missing"
     header_client.set_cookie(RT, browser.cookie(RT, "/auth/reissue") or "", path="/auth/reissue")
-    assert header_client.post("/auth/reissue").json["error"] == "invalid_request"
+    assert header_client.post("/auth/reissue").json["error"] == "token_missing"
 
 
 # -- reissue ----------------------------------------------------------------------------
@@ -545,3 +545,34 @@ def test_bad_cookie_settings_fail_at_start_up(
 ) -> None:
     with pytest.raises(ConfigError, match=key):
         make_app(**{key: value})
+
+
+def test_an_app_can_put_a_pair_it_issued_itself_into_cookies(
+    cookie_app: Flask, users: Users
+) -> None:
+    from flask import redirect
+
+    dualtoken = cookie_app.extensions["dualtoken_object"]
+
+    @cookie_app.get("/sso/callback")
+    def sso_callback() -> Any:
+        # After an identity provider vouched for alice: no password involved.
+        response = redirect("/")
+        body = dualtoken.set_cookies(response, dualtoken.issue(users.by_id["1"]))
+        assert set(body) == {"csrf_token", "expires_in", "refresh_expires_in"}
+        return response
+
+    @cookie_app.get("/forget-me")
+    def forget() -> Any:
+        response = redirect("/")
+        dualtoken.clear_cookies(response)
+        return response
+
+    browser = Browser(cookie_app)
+    response = browser.client.get("/sso/callback")
+    assert response.status_code == 302
+    assert response.headers["Cache-Control"] == "no-store"
+    assert browser.client.get("/me").json["id"] == 1
+    assert browser.reissue().status_code == 200
+    browser.client.get("/forget-me")
+    assert browser.cookie(AT) is None and browser.cookie(CSRF) is None

@@ -1,0 +1,47 @@
+"""The documentation's generated parts stay in step with the code they describe."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from flask_dualtoken.config import _DEFAULTS, KNOWN_KEYS, SETTING_HELP
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import reference  # noqa: E402
+
+
+def test_every_setting_is_documented() -> None:
+    assert set(SETTING_HELP) == KNOWN_KEYS
+    table = reference.settings_table()
+    for key in _DEFAULTS:
+        assert f"| `{key}` |" in table
+
+
+def test_the_readme_settings_table_is_the_generated_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert reference.readme_with_table(readme) == readme, (
+        "README.md's settings table is stale: run python scripts/reference.py --write-readme"
+    )
+
+
+def test_every_error_code_and_route_is_in_the_reference() -> None:
+    from flask_dualtoken.openapi import ERROR_CODES
+
+    errors = reference.errors_table()
+    for code in ERROR_CODES:
+        assert f"`{code}`" in errors, code
+    routes = reference.routes_table(DUALTOKEN_TOKEN_LOCATION="both")
+    for route in ("login", "reissue", "logout", "logout-all", "sessions", "sessions/{sid}"):
+        assert f"/auth/{route}` |" in routes, route
+
+
+def test_the_readme_points_at_the_docs_and_every_page_is_in_the_toctree() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "tox -e docs" in readme
+    index = (ROOT / "docs" / "index.md").read_text()
+    pages = {p.stem for p in (ROOT / "docs").glob("*.md")} - {"index"}
+    for page in pages:
+        assert f"\n{page}\n" in index, page
