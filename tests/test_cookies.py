@@ -576,3 +576,38 @@ def test_an_app_can_put_a_pair_it_issued_itself_into_cookies(
     assert browser.reissue().status_code == 200
     browser.client.get("/forget-me")
     assert browser.cookie(AT) is None and browser.cookie(CSRF) is None
+
+
+# -- forged and spliced cookies ---------------------------------------------------------
+
+
+def test_a_refresh_cookie_with_its_halves_swapped_is_refused(browser: Browser) -> None:
+    browser.login()
+    access, refresh = (browser.cookie(RT, "/auth/reissue") or "").split("~")
+    proof = browser.csrf_headers()
+    browser.client.set_cookie(RT, f"{refresh}~{access}", path="/auth/reissue")
+    response = browser.client.post("/auth/reissue", headers=proof)
+    assert response.status_code == 401
+    assert response.json["error"] == "token_invalid"
+
+
+def test_a_refresh_cookie_spliced_from_two_sessions_is_a_mismatch(cookie_app: Flask) -> None:
+    mine, theirs = Browser(cookie_app), Browser(cookie_app)
+    mine.login()
+    theirs.login()
+    my_access = (mine.cookie(RT, "/auth/reissue") or "").split("~")[0]
+    their_refresh = (theirs.cookie(RT, "/auth/reissue") or "").split("~")[1]
+    mine.client.set_cookie(RT, f"{my_access}~{their_refresh}", path="/auth/reissue")
+    response = mine.client.post("/auth/reissue", headers=mine.csrf_headers())
+    assert response.json["error"] == "token_mismatch"
+    assert theirs.reissue().status_code == 200  # the other session is untouched
+
+
+def test_the_csrf_cookie_alone_is_no_proof(browser: Browser) -> None:
+    # Double-submit schemes that only compare cookie and header fall to a planted cookie;
+    # here the header must match the session the tokens name, whatever the cookie says.
+    browser.login()
+    planted = csrf_for("planted-session-id-0000")
+    browser.client.set_cookie(CSRF, planted)
+    response = browser.client.post("/auth/reissue", headers={"X-CSRF-Token": planted})
+    assert response.status_code == 403

@@ -199,3 +199,47 @@ def test_the_valid_pair_fixture_is_valid(fuzz_app: Flask, valid_pair: dict[str, 
     assert codec.decode_access(valid_pair["access_token"]).sub == "1"
     assert codec.decode_refresh(valid_pair["refresh_token"]).sub == "1"
     assert jwt.get_unverified_header(valid_pair["refresh_token"])["typ"] == "rt+jwt"
+
+
+# -- cookie mode ----------------------------------------------------------------------------
+
+cookie_text = st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=';,"\\'),
+    max_size=120,
+)
+
+
+@pytest.fixture(scope="module")
+def cookie_fuzz_app() -> Flask:
+    users = Users()
+    users.add("alice")
+    return build_app(fakeredis.FakeRedis(), users, DUALTOKEN_TOKEN_LOCATION="both")
+
+
+@FUZZ
+@given(
+    access_cookie=cookie_text,
+    refresh_cookie=cookie_text,
+    csrf=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=60),
+    splice=st.booleans(),
+)
+def test_any_cookies_and_csrf_header_get_a_clean_answer(
+    cookie_fuzz_app: Flask, access_cookie: str, refresh_cookie: str, csrf: str, splice: bool
+) -> None:
+    client = cookie_fuzz_app.test_client()
+    if splice:  # a real token on one side of the separator, noise on the other
+        login = client.post(
+            "/auth/login",
+            json={"username": "alice", "password": "correct horse"},
+            headers={"X-Token-Transport": "cookies"},
+        )
+        assert login.status_code == 200
+        real = client.get_cookie("__Secure-dualtoken_rt", path="/auth/reissue")
+        assert real is not None
+        refresh_cookie = real.value.split("~")[0] + "~" + refresh_cookie
+    cookie = f"__Host-dualtoken_at={access_cookie}; __Secure-dualtoken_rt={refresh_cookie}"
+    headers = {"Cookie": cookie, "X-CSRF-Token": csrf}
+    for path in ("/auth/reissue", "/auth/logout", "/auth/logout-all"):
+        assert_clean_error(cookie_fuzz_app.test_client().post(path, headers=headers), {401, 403})
+    response = cookie_fuzz_app.test_client().get("/me", headers=headers)
+    assert_clean_error(response, {401})
