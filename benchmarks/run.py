@@ -8,6 +8,8 @@ framework's and ours, without a network stack. ``--quick`` runs fewer repeats.
 1. Per-request overhead of a protected route over the same route unprotected: ours
    (with and without the verified-token memo, and in strict mode) against
    Flask-JWT-Extended's ``@jwt_required()``, and a bare ``jwt.decode`` of the same token.
+1b. Cookie mode: a POST with the access cookie and its CSRF header, against
+   Flask-JWT-Extended's cookies and double-submit CSRF check.
 2. Reissue: time per reissue and Redis commands per reissue (from ``INFO commandstats``).
 3. Login: the extension's own cost, with an ``authenticate`` that checks nothing.
 4. Redis memory per live session after many logins, and its change under rotation.
@@ -99,22 +101,32 @@ def our_app(client: redis.Redis, **config: Any) -> Flask:
     def protected_route() -> dict[str, Any]:
         return {"hello": "world"}
 
+    @app.post("/open")
+    def open_post() -> dict[str, Any]:
+        return {"hello": "world"}
+
+    @app.post("/protected")
+    @jwt_required
+    def protected_post() -> dict[str, Any]:
+        return {"hello": "world"}
+
     return app
 
 
-def their_app() -> tuple[Flask, str]:
+def their_app(**config: Any) -> tuple[Flask, str]:
     from flask_jwt_extended import JWTManager, create_access_token
     from flask_jwt_extended import jwt_required as their_jwt_required
 
     app = Flask("bench-theirs")
     app.config["JWT_SECRET_KEY"] = SECRET
+    app.config.update(config)
     JWTManager(app)
 
-    @app.get("/open")
+    @app.route("/open", methods=["GET", "POST"])
     def open_route() -> dict[str, Any]:
         return {"hello": "world"}
 
-    @app.get("/protected")
+    @app.route("/protected", methods=["GET", "POST"])
     @their_jwt_required()
     def protected_route() -> dict[str, Any]:
         return {"hello": "world"}
@@ -212,6 +224,60 @@ def bench_decorator(client: redis.Redis, calls: int, repeats: int) -> None:
 
 
 @contextmanager
+def bench_cookies(client: redis.Redis, calls: int, repeats: int) -> None:
+    """Cookie mode: a POST authenticated by the access cookie and its CSRF header, against
+    Flask-JWT-Extended's cookies with its double-submit CSRF check."""
+    from flask_jwt_extended import get_csrf_token
+
+    ours = our_app(client, DUALTOKEN_TOKEN_LOCATION="cookies").test_client()  # noqa: S106
+    ours.post("/auth/login", json={"username": "u", "password": "p"})
+    csrf_cookie = ours.get_cookie("__Host-dualtoken_csrf")
+    assert csrf_cookie is not None
+    our_headers = {"X-CSRF-Token": csrf_cookie.value}
+    assert ours.post("/protected", headers=our_headers).status_code == 200
+    assert ours.post("/protected").status_code == 403
+
+    theirs_app, their_token = their_app(JWT_TOKEN_LOCATION=["cookies"])
+    theirs = theirs_app.test_client()
+    theirs.set_cookie("access_token_cookie", their_token)
+    their_headers = {"X-CSRF-TOKEN": get_csrf_token(their_token)}
+    assert theirs.post("/protected", headers=their_headers).status_code == 200
+    assert theirs.post("/protected").status_code == 401
+
+    medians = interleaved(
+        {
+            "ours: POST, no decorator": lambda: ours.post("/open", headers=our_headers),
+            "ours: POST @jwt_required, cookie + CSRF": lambda: ours.post(
+                "/protected", headers=our_headers
+            ),
+            "FJE: POST, no decorator": lambda: theirs.post("/open", headers=their_headers),
+            "FJE: POST @jwt_required(), cookie + CSRF": lambda: theirs.post(
+                "/protected", headers=their_headers
+            ),
+        },
+        calls,
+        repeats,
+    )
+    ours_overhead = (
+        medians["ours: POST @jwt_required, cookie + CSRF"] - medians["ours: POST, no decorator"]
+    )
+    theirs_overhead = (
+        medians["FJE: POST @jwt_required(), cookie + CSRF"] - medians["FJE: POST, no decorator"]
+    )
+    rows = [
+        (name, f"{value:.1f}", "-" if "no decorator" in name else f"{overhead:.1f}")
+        for (name, value), overhead in zip(
+            medians.items(), [0, ours_overhead, 0, theirs_overhead], strict=True
+        )
+    ]
+    rows.append(("ours / FJE overhead", "", f"{ours_overhead / theirs_overhead:.2f}"))
+    table(
+        f"1b. Cookie mode, median of {repeats} x {calls} requests (us)",
+        ("variant", "us/request", "overhead"),
+        rows,
+    )
+
+
 def round_trips() -> Iterator[list[int]]:
     """Counts what the client sends to Redis: one per command, one per pipeline."""
     from redis.connection import AbstractConnection
@@ -375,6 +441,7 @@ def main() -> None:
     logging.getLogger("flask_dualtoken").setLevel(logging.ERROR)
     with redis_server() as client:
         bench_decorator(client, calls, repeats)
+        bench_cookies(client, calls, repeats)
         bench_reissue_and_login(client, calls, repeats)
         bench_memory(client, sessions)
     bench_login_timing(repeats)
