@@ -223,7 +223,6 @@ def bench_decorator(client: redis.Redis, calls: int, repeats: int) -> None:
     )
 
 
-@contextmanager
 def bench_cookies(client: redis.Redis, calls: int, repeats: int) -> None:
     """Cookie mode: a POST authenticated by the access cookie and its CSRF header, against
     Flask-JWT-Extended's cookies with its double-submit CSRF check."""
@@ -240,7 +239,8 @@ def bench_cookies(client: redis.Redis, calls: int, repeats: int) -> None:
     theirs_app, their_token = their_app(JWT_TOKEN_LOCATION=["cookies"])
     theirs = theirs_app.test_client()
     theirs.set_cookie("access_token_cookie", their_token)
-    their_headers = {"X-CSRF-TOKEN": get_csrf_token(their_token)}
+    with theirs_app.app_context():
+        their_headers = {"X-CSRF-TOKEN": get_csrf_token(their_token)}
     assert theirs.post("/protected", headers=their_headers).status_code == 200
     assert theirs.post("/protected").status_code == 401
 
@@ -278,6 +278,7 @@ def bench_cookies(client: redis.Redis, calls: int, repeats: int) -> None:
     )
 
 
+@contextmanager
 def round_trips() -> Iterator[list[int]]:
     """Counts what the client sends to Redis: one per command, one per pipeline."""
     from redis.connection import AbstractConnection
