@@ -106,15 +106,19 @@ def _body_tokens() -> tuple[str, str]:
 def _uses_cookies() -> bool:
     """Whether this reissue or logout request authenticates with the refresh cookie.
 
-    With "both", a request that sends tokens itself (a bearer header or a JSON body) is
-    a header client; anything else is a browser relying on its cookies.
+    With "both", a request that sends tokens itself (a bearer header, or a refresh token
+    in its JSON body) is a header client; anything else is a browser relying on cookies.
     """
     settings = get_state().settings
     if not settings.transport_per_request:
         return not settings.headers_enabled
     if request.headers.get("Authorization") is not None:
         return False
-    return not (request.is_json and request.content_length)
+    if not (request.is_json and request.content_length):
+        return True
+    # A browser's fetch may send a JSON body of its own ("{}"): only a refresh token in
+    # it makes this a header client.
+    return "refresh_token" not in _json_object()
 
 
 def _cookie_inputs() -> tuple[str, str]:

@@ -611,3 +611,13 @@ def test_the_csrf_cookie_alone_is_no_proof(browser: Browser) -> None:
     browser.client.set_cookie(CSRF, planted)
     response = browser.client.post("/auth/reissue", headers={"X-CSRF-Token": planted})
     assert response.status_code == 403
+
+
+def test_both_mode_takes_a_browser_fetch_with_an_empty_json_body_for_a_cookie_request(
+    make_app: Callable[..., Flask],
+) -> None:
+    browser = Browser(make_app(DUALTOKEN_TOKEN_LOCATION="both"))
+    browser.login(**{"X-Token-Transport": "cookies"})
+    response = browser.client.post("/auth/reissue", json={}, headers=browser.csrf_headers())
+    assert response.status_code == 200
+    assert "refresh_token" not in response.json
