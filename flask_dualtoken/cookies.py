@@ -27,6 +27,7 @@ import hmac
 from collections.abc import Iterable
 
 from werkzeug.http import dump_cookie
+from werkzeug.wrappers import Response
 
 from .config import Settings
 from .errors import CsrfFailed, RefreshTokenInvalid
@@ -137,6 +138,12 @@ class CookieJar:
         if self.access_in_cookie:
             headers.append(self._cookie(self.access_name, pair.access_token, "/", pair.expires_in))
         return headers
+
+    def write(self, response: Response, pair: TokenPair) -> None:
+        """Add the pair's cookies to a response; tokens must never be cached."""
+        for name, value in self.set_headers(pair):
+            response.headers.add(name, value)
+        response.headers["Cache-Control"] = "no-store"
 
     def clear_headers(self) -> list[tuple[str, str]]:
         """``Set-Cookie`` headers that delete every cookie, with the attributes that set it."""

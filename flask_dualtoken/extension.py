@@ -135,9 +135,7 @@ class DualToken:
         """Put a pair into cookie-mode cookies on ``response`` (after SSO and ``issue``,
         say); returns the JSON body a cookie login answers with (the CSRF token)."""
         jar = get_state().cookies
-        for name, value in jar.set_headers(pair):
-            response.headers.add(name, value)
-        response.headers["Cache-Control"] = "no-store"
+        jar.write(response, pair)
         return jar.body(pair)
 
     def clear_cookies(self, response: Response) -> None:

@@ -7,7 +7,7 @@ import re
 from functools import partial
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import sessions
@@ -37,6 +37,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _json_object() -> dict[str, Any]:
+    """The request's JSON object, parsed once per request."""
+    cached: dict[str, Any] | None = g.get("_dualtoken_body")
+    if cached is not None:
+        return cached
     if not request.is_json:
         raise InvalidRequest("The request body must be JSON (Content-Type: application/json).")
     request.max_content_length = MAX_BODY_BYTES
@@ -52,6 +56,7 @@ def _json_object() -> dict[str, Any]:
         raise InvalidRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    g._dualtoken_body = body
     return body
 
 
@@ -71,13 +76,10 @@ def _text_field(body: dict[str, Any], name: str, limit: int) -> str | None:
 
 
 def _pair_response(pair: TokenPair, in_cookies: bool) -> Response:
+    jar = get_state().cookies
+    response = jsonify(jar.body(pair) if in_cookies else pair.to_dict())
     if in_cookies:
-        jar = get_state().cookies
-        response = jsonify(jar.body(pair))
-        for name, value in jar.set_headers(pair):
-            response.headers.add(name, value)
-    else:
-        response = jsonify(pair.to_dict())
+        jar.write(response, pair)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
