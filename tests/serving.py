@@ -53,5 +53,8 @@ def serve_example(work: Path, **env_settings: str) -> Iterator[Served]:
                 time.sleep(0.1)
         yield served
     finally:
+        died = process.poll()
         process.terminate()
         served.output.append(process.communicate(timeout=10)[0].decode())
+        if died is not None:  # shown with the failing test's output
+            print(f"flask run exited early with status {died}:\n{served.output[-1]}")
