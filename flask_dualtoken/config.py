@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +20,8 @@ MIN_SECRET_BYTES = 32
 GENERATE_SECRET_HINT = (
     'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'  # noqa: S105 - advice, not a secret
 )
+#: The highest DUALTOKEN_MAX_SESSIONS: the session list walks at most this many sessions.
+MAX_SESSIONS_CAP = 1000
 TOKEN_LOCATIONS = ("headers", "cookies", "both")
 REDIS_SCHEMES = frozenset(
     {"redis", "rediss", "unix", "memory", "redis+cluster", "rediss+cluster", "redis+sentinel"}
@@ -42,6 +44,7 @@ _DEFAULTS: dict[str, Any] = {
     "DUALTOKEN_LOGIN_MAX_ATTEMPTS": 5,
     "DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": 50,
     "DUALTOKEN_LOGIN_WINDOW": 300,
+    "DUALTOKEN_MAX_SESSIONS": 100,
     "DUALTOKEN_PREVIOUS_SECRET_KEYS": (),
     "DUALTOKEN_TOKEN_CACHE_SIZE": 4096,
     "DUALTOKEN_OPENAPI": True,
@@ -83,7 +86,10 @@ SETTING_HELP: dict[str, str] = {
     "turns it off",
     "DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "failed logins per client address per "
     "window; 0 turns it off",
-    "DUALTOKEN_LOGIN_WINDOW": "seconds; the window opens with the first failure",
+    "DUALTOKEN_LOGIN_WINDOW": "seconds; the window opens with the first failed attempt",
+    "DUALTOKEN_MAX_SESSIONS": "live sessions per user, at most 1000; a login beyond it ends "
+    "the user's oldest session (signal `session_revoked`, reason `session_limit`). 0: no "
+    "cap (the session list then shows the newest 100)",
     "DUALTOKEN_PREVIOUS_SECRET_KEYS": "verify-only secrets of earlier generations, newest "
     "first, for rotating the secret",
     "DUALTOKEN_TOKEN_CACHE_SIZE": "access tokens this process remembers as verified; 0 "
@@ -150,6 +156,7 @@ class Settings:
     login_max_attempts: int
     login_max_attempts_per_address: int
     login_window: int
+    max_sessions: int
     #: Verify-only secrets of earlier generations, newest first.
     previous_secrets: tuple[bytes, ...]
     token_cache_size: int
@@ -162,6 +169,23 @@ class Settings:
     cookie_domain: str | None
     cookie_samesite: str
     csrf_header: str
+
+    def __repr__(self) -> str:
+        """No secret and no Redis password: settings end up in tracebacks, debuggers and
+        error reports."""
+        shown = []
+        for item in fields(self):
+            value: Any = getattr(self, item.name)
+            if item.name == "secret":
+                value = _Hidden()
+            elif item.name == "previous_secrets":
+                value = tuple(_Hidden() for _ in value)
+            elif item.name == "redis_url":
+                value = redact_url(value)
+            elif item.name == "redis_client" and value is not None:
+                value = _Hidden(type(value).__name__)
+            shown.append(f"{item.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @property
     def cookies_enabled(self) -> bool:
@@ -185,6 +209,24 @@ class Settings:
     def access_from_header(self) -> bool:
         """Whether ``@jwt_required`` reads an ``Authorization: Bearer`` header."""
         return self.headers_enabled or not self.access_cookie
+
+
+class _Hidden:
+    def __init__(self, what: str = "hidden") -> None:
+        self._what = what
+
+    def __repr__(self) -> str:
+        return f"<{self._what}>"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for logs and reprs."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{hosts}").geturl()
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:
@@ -221,6 +263,9 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
             get("DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS"),
         ),
         login_window=_seconds("DUALTOKEN_LOGIN_WINDOW", get("DUALTOKEN_LOGIN_WINDOW")),
+        max_sessions=_count(
+            "DUALTOKEN_MAX_SESSIONS", get("DUALTOKEN_MAX_SESSIONS"), maximum=MAX_SESSIONS_CAP
+        ),
         previous_secrets=_previous_secrets(get("DUALTOKEN_PREVIOUS_SECRET_KEYS")),
         token_cache_size=_count("DUALTOKEN_TOKEN_CACHE_SIZE", get("DUALTOKEN_TOKEN_CACHE_SIZE")),
         openapi=_flag("DUALTOKEN_OPENAPI", get("DUALTOKEN_OPENAPI")),
@@ -270,9 +315,15 @@ def _flag(key: str, value: Any) -> bool:
     return value
 
 
-def _count(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{key} must be an int >= 0 (0 turns the limit off), got {value!r}")
+def _count(key: str, value: Any, *, maximum: int | None = None) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < 0
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = ">= 0" if maximum is None else f"between 0 and {maximum}"
+        raise ConfigError(f"{key} must be an int {bounds} (0 turns the limit off), got {value!r}")
     return value
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import signals
@@ -24,6 +24,7 @@ from .errors import (
     TooManyAttempts,
     UserUnavailable,
 )
+from .redis_scripts import ScriptCall
 from .store import ClientInfo, SessionInfo
 from .tokens import AccessToken, RefreshToken, TokenPair, new_id
 
@@ -37,25 +38,32 @@ Proof = Callable[[str], None]
 
 
 def login(state: AppState, username: str, password: str, client: ClientInfo) -> TokenPair:
-    """Check credentials under the failed-login limits, then start a session."""
-    wait, counted = state.throttle.check(username, client.ip)
+    """Check credentials under the attempt limits, then start a session.
+
+    The attempt is reserved before ``authenticate`` runs (one round trip), and a success
+    gives it back in the round trip that stores the session: two in all.
+    """
+    wait, reservation = state.throttle.reserve(username, client.ip)
     if wait:
         logger.warning("login throttled: username=%r ip=%r", username, client.ip)
         signals.login_throttled.send(state.app, username=username, ip=client.ip, retry_after=wait)
         raise TooManyAttempts(wait)
     user = state.authenticate(username, password)
-    if user is None:
-        state.throttle.record_failure(username, client.ip)
+    if user is None:  # the reservation stays: it counts this failure
         logger.warning("login failed: username=%r ip=%r", username, client.ip)
         signals.login_failed.send(state.app, username=username, ip=client.ip)
         raise InvalidCredentials()
-    if counted:
-        state.throttle.clear(username)
-    return issue(state, user, client)
+    return issue(state, user, client, also=reservation.on_success)
 
 
-def issue(state: AppState, user: Any, client: ClientInfo) -> TokenPair:
-    """Start a new session for an authenticated user; store first, then sign."""
+def issue(
+    state: AppState, user: Any, client: ClientInfo, *, also: Sequence[ScriptCall] = ()
+) -> TokenPair:
+    """Start a new session for an authenticated user; store first, then sign.
+
+    Beyond ``DUALTOKEN_MAX_SESSIONS`` the store ends the user's oldest sessions in the same
+    step. ``also``: store calls to make in the same round trip (the throttle's release).
+    """
     user_id = state.identity_of(user)
     sid, access_jti, refresh_jti = new_id(), new_id(), new_id()
     access_template = state.codec.access_template(
@@ -67,12 +75,14 @@ def issue(state: AppState, user: Any, client: ClientInfo) -> TokenPair:
         extra=state.extra_claims_of(user),
     )
     refresh_template = state.codec.refresh_template(sub=user_id, sid=sid, jti=refresh_jti)
-    grant = state.store.create(
-        user_id, sid, refresh_jti, access_template, refresh_template, client
+    created = state.store.create(
+        user_id, sid, refresh_jti, access_template, refresh_template, client, also=also
     )
     logger.info("session started: user_id=%r session_id=%r ip=%r", user_id, sid, client.ip)
     signals.user_logged_in.send(state.app, user_id=user_id, session_id=sid, ip=client.ip)
-    return state.codec.sign(grant, user_id=user_id, session_id=sid)
+    for ended in created.evicted:
+        _revoked(state, user_id, ended, "session_limit", client)
+    return state.codec.sign(created.grant, user_id=user_id, session_id=sid)
 
 
 def verify_pair(
@@ -192,30 +202,49 @@ def logout(
 
 
 def revoke(
-    state: AppState, user_id: str, session_id: str, reason: str, client: ClientInfo
+    state: AppState,
+    user_id: str,
+    session_id: str,
+    reason: str,
+    client: ClientInfo,
+    *,
+    caller: str | None = None,
 ) -> bool:
-    """End one session by id; True if it was alive."""
-    ended = state.store.revoke(user_id, session_id, reason)
+    """End one session by id; True if it was alive. ``caller``: the session id of the
+    access token asking, which must still be alive (else 401 ``session_revoked``)."""
+    ended = state.store.revoke(user_id, session_id, reason, caller=caller)
     if ended:
-        logger.info(
-            "session revoked (%s): user_id=%r session_id=%r ip=%r",
-            reason,
-            user_id,
-            session_id,
-            client.ip,
-        )
-        signals.session_revoked.send(
-            state.app, user_id=user_id, session_id=session_id, ip=client.ip, reason=reason
-        )
+        _revoked(state, user_id, session_id, reason, client)
     return ended
 
 
-def revoke_all(state: AppState, user_id: str, client: ClientInfo) -> None:
-    """End every session of a user (password change, account disabled, logout-all)."""
-    state.store.revoke_all(user_id)
+def _revoked(
+    state: AppState, user_id: str, session_id: str, reason: str, client: ClientInfo
+) -> None:
+    logger.info(
+        "session revoked (%s): user_id=%r session_id=%r ip=%r",
+        reason,
+        user_id,
+        session_id,
+        client.ip,
+    )
+    signals.session_revoked.send(
+        state.app, user_id=user_id, session_id=session_id, ip=client.ip, reason=reason
+    )
+
+
+def revoke_all(
+    state: AppState, user_id: str, client: ClientInfo, *, caller: str | None = None
+) -> None:
+    """End every session of a user (password change, account disabled, logout-all).
+    ``caller`` as for ``revoke``."""
+    state.store.revoke_all(user_id, caller=caller)
     logger.info("all sessions revoked: user_id=%r ip=%r", user_id, client.ip)
     signals.all_sessions_revoked.send(state.app, user_id=user_id, ip=client.ip)
 
 
-def list_sessions(state: AppState, user_id: str) -> list[SessionInfo]:
-    return state.store.sessions(user_id)
+def list_sessions(
+    state: AppState, user_id: str, *, caller: str | None = None
+) -> list[SessionInfo]:
+    """The user's live sessions, oldest first. ``caller`` as for ``revoke``."""
+    return state.store.sessions(user_id, caller=caller)

@@ -5,8 +5,8 @@ Layout, all keys of one user under one hash tag so a script touches one cluster 
     {prefix}:{u<base64url(user id)>}:s:<sid>   hash: the session (see lua/create.lua)
     {prefix}:{u<base64url(user id)>}:r:<sid>   hash: the newest pair's claims, kept only
                                                for the grace window (lua/rotate.lua)
-    {prefix}:{u<base64url(user id)>}:idx       sorted set: sid -> absolute end
-    {prefix}:{u<base64url(user id)>}:epoch     int: bumped by logout-all
+    {prefix}:{u<base64url(user id)>}:idx       sorted set: sid -> absolute end; a session
+                                               is alive only while it is in here
 
 Redis holds refresh-token *ids* and unsigned claim templates, never a token or a hash of
 one: reading Redis does not let anyone act as a user.
@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.commands.core import Script
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from .config import Settings, cluster_nodes, sentinel_parts
-from .errors import StoreUnavailable
+from .errors import SessionRevoked
+from .redis_scripts import STORE_ERRORS, LuaScript, ScriptCall, run, run_many, store_unavailable
 from .tokens import Grant
 
 logger = logging.getLogger("flask_dualtoken")
@@ -42,10 +43,18 @@ RedisClient: TypeAlias = "redis.Redis | RedisCluster"
 SOCKET_TIMEOUT = 0.5
 
 
-def script_source(name: str) -> str:
-    """A script's source with the shared prelude in front."""
-    lua = resources.files("flask_dualtoken") / "lua"
-    return (lua / "prelude.lua").read_text("utf-8") + (lua / f"{name}.lua").read_text("utf-8")
+CREATE = LuaScript("create")
+ROTATE = LuaScript("rotate")
+REVOKE = LuaScript("revoke")
+REVOKE_ALL = LuaScript("revoke_all")
+CHECK = LuaScript("check")
+SESSIONS = LuaScript("sessions")
+
+#: The most sessions one login ends to stay under DUALTOKEN_MAX_SESSIONS: bounds the work
+#: of one script even right after the cap was lowered (later logins end the rest).
+MAX_EVICTIONS_PER_LOGIN = 100
+#: How many sessions the session list shows when there is no cap.
+UNCAPPED_LIST_LIMIT = 100
 
 
 def connect(settings: Settings) -> RedisClient:
@@ -158,6 +167,14 @@ class Rotation:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class Created:
+    """A new session's grant, and the sessions the cap ended to make room for it."""
+
+    grant: Grant
+    evicted: tuple[str, ...]
+
+
 class SessionStore:
     """Session operations of one app; every public method is one round trip to Redis."""
 
@@ -168,26 +185,17 @@ class SessionStore:
         self._idle_ttl = settings.refresh_expires
         self._max_age = settings.session_max_age
         self._grace_us = settings.reuse_grace * 1_000_000
+        self._max_sessions = settings.max_sessions
+        self.list_limit = settings.max_sessions or UNCAPPED_LIST_LIMIT
         # Keys outlive the refresh token by the leeway, so a late but accepted token still
         # gets a precise answer (revoked, reused) instead of "unknown".
         self._margin = settings.leeway + 1
-        # register_script calls EVALSHA and reloads the script on NOSCRIPT (a restarted or
-        # flushed Redis), so the source is sent once per server, not per call.
-        self._create = client.register_script(script_source("create"))
-        self._rotate = client.register_script(script_source("rotate"))
-        self._revoke = client.register_script(script_source("revoke"))
-        self._revoke_all = client.register_script(script_source("revoke_all"))
-        self._check = client.register_script(script_source("check"))
-        self._sessions = client.register_script(script_source("sessions"))
 
     def session_key(self, user_id: str, sid: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:s:{sid}"
 
     def index_key(self, user_id: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:idx"
-
-    def epoch_key(self, user_id: str) -> str:
-        return f"{self._prefix}:{user_tag(user_id)}:epoch"
 
     def replay_key(self, user_id: str, sid: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:r:{sid}"
@@ -196,17 +204,15 @@ class SessionStore:
         return [
             self.session_key(user_id, sid),
             self.index_key(user_id),
-            self.epoch_key(user_id),
             self.replay_key(user_id, sid),
         ]
 
-    def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+    def _run(self, call: ScriptCall) -> Any:
         try:
-            return script(keys=keys, args=args)
-        except redis.RedisError as exc:
+            return run(self.client, call)
+        except STORE_ERRORS as exc:
             # Fail closed: nothing is issued unless the script ran to the end.
-            logger.error("session store unavailable: %s", type(exc).__name__)
-            raise StoreUnavailable() from None
+            raise store_unavailable(exc) from None
 
     def create(
         self,
@@ -216,13 +222,24 @@ class SessionStore:
         access_template: str,
         refresh_template: str,
         client: ClientInfo,
-    ) -> Grant:
-        """Store a new session; its times come from Redis."""
+        *,
+        also: Sequence[ScriptCall] = (),
+    ) -> Created:
+        """Store a new session (times from Redis), ending the oldest ones beyond the cap.
+
+        ``also``: independent calls to send in the same round trip (the login throttle's
+        release); an error in any of them fails the whole call.
+        """
         args: list[str | int] = [user_id, sid, refresh_jti]
         args += [self._access_ttl, self._idle_ttl, self._max_age, self._margin]
-        args += [client.ip, client.user_agent]
-        reply = _text(self._run(self._create, self._keys(user_id, sid)[:3], args))
-        return Grant(access_template, refresh_template, 0, *map(int, reply[1:4]))
+        args += [client.ip, client.user_agent, self._max_sessions, MAX_EVICTIONS_PER_LOGIN]
+        call = CREATE(self._keys(user_id, sid)[:2], args)
+        try:
+            reply = _text(run_many(self.client, [call, *also])[0])
+        except STORE_ERRORS as exc:
+            raise store_unavailable(exc) from None
+        grant = Grant(access_template, refresh_template, 0, *map(int, reply[1:4]))
+        return Created(grant, tuple(reply[4:]))
 
     def rotate(
         self,
@@ -240,7 +257,7 @@ class SessionStore:
         args += [access_template, refresh_template]
         args += [self._access_ttl, self._idle_ttl, self._grace_us, self._margin]
         args += [client.ip, client.user_agent, presented_gen]
-        reply = _text(self._run(self._rotate, self._keys(user_id, sid), args))
+        reply = _text(self._run(ROTATE(self._keys(user_id, sid), args)))
         outcome = reply[0]
         if outcome in ("rotated", "replayed"):
             issued_at, access_exp, refresh_exp, gen = map(int, reply[1:5])
@@ -248,31 +265,39 @@ class SessionStore:
             return Rotation(outcome, grant)
         return Rotation(outcome, detail=reply[1] if len(reply) > 1 else None)
 
-    def revoke(self, user_id: str, sid: str, reason: str) -> bool:
-        """End a session; False when it was already revoked or never existed."""
-        return bool(self._run(self._revoke, self._keys(user_id, sid), [user_id, sid, reason]))
+    def revoke(self, user_id: str, sid: str, reason: str, *, caller: str | None = None) -> bool:
+        """End a session; False when it was already ended or never existed.
 
-    def revoke_all(self, user_id: str) -> None:
-        """End every session of a user, in O(1), including logins racing with this call."""
-        self._run(
-            self._revoke_all,
-            [self.index_key(user_id), self.epoch_key(user_id)],
-            [self._max_age, self._margin],
-        )
+        ``caller``: the session id of the access token asking; when that session has
+        ended, nothing changes and ``SessionRevoked`` is raised.
+        """
+        args = [user_id, sid, reason, caller or ""]
+        ended = int(self._run(REVOKE(self._keys(user_id, sid), args)))
+        if ended < 0:
+            raise SessionRevoked()
+        return ended == 1
+
+    def revoke_all(self, user_id: str, *, caller: str | None = None) -> None:
+        """End every session of a user, in O(1), including logins racing with this call.
+
+        ``caller`` as for ``revoke``."""
+        if int(self._run(REVOKE_ALL([self.index_key(user_id)], [caller or ""]))) < 0:
+            raise SessionRevoked()
 
     def is_live(self, user_id: str, sid: str) -> bool:
         """Strict mode's check: one read-only script, no writes."""
-        keys = [self.session_key(user_id, sid), self.epoch_key(user_id)]
-        return bool(self._run(self._check, keys, [user_id]))
+        return bool(self._run(CHECK([self.index_key(user_id)], [sid])))
 
-    def sessions(self, user_id: str) -> list[SessionInfo]:
-        """The user's live sessions, oldest first (to the microsecond), from the index."""
+    def sessions(self, user_id: str, *, caller: str | None = None) -> list[SessionInfo]:
+        """The user's live sessions, oldest first (to the microsecond), from the index; at
+        most ``list_limit`` of them (the newest). ``caller`` as for ``revoke``."""
         prefix = self.session_key(user_id, "")
-        flat = _text(
-            self._run(self._sessions, [self.index_key(user_id), self.epoch_key(user_id)], [prefix])
-        )
+        args: list[str | int] = [prefix, caller or "", self.list_limit]
+        flat = _text(self._run(SESSIONS([self.index_key(user_id)], args)))
+        if flat[0] == "revoked":
+            raise SessionRevoked()
         rows = sorted(
-            (flat[i : i + 6] for i in range(0, len(flat), 6)), key=lambda row: int(row[1])
+            (flat[i : i + 6] for i in range(1, len(flat), 6)), key=lambda row: int(row[1])
         )
         return [
             SessionInfo(
@@ -287,35 +312,44 @@ class SessionStore:
         ]
 
     def count_live_sessions(self) -> int:
-        """Scan every session hash: for operators' statistics, never for a request."""
+        """Scan every session hash: for operators' statistics, never for a request.
+
+        Works through the keyspace a thousand keys at a time, so its memory stays flat
+        whatever the number of sessions.
+        """
         try:
-            keys = list(self.client.scan_iter(match=f"{self._prefix}:*:s:*", count=1000))
-            rows: list[tuple[str, str]] = []  # (uid, epoch) of sessions not revoked
-            for start in range(0, len(keys), 1000):
-                with self.client.pipeline(transaction=False) as pipe:
-                    for key in keys[start : start + 1000]:
-                        pipe.hmget(key, "uid", "epoch", "revoked")
-                    for uid, epoch, revoked in pipe.execute():
-                        if uid is not None and revoked is None:
-                            rows.append((_str(uid), _str(epoch)))
-            users = sorted({uid for uid, _ in rows})
-            with self.client.pipeline(transaction=False) as pipe:
-                for uid in users:
-                    pipe.get(self.epoch_key(uid))
-                current = {
-                    u: _str(e) if e is not None else "0"
-                    for u, e in zip(users, pipe.execute(), strict=True)
-                }
-            return sum(1 for uid, epoch in rows if current[uid] == epoch)
-        except redis.RedisError:
-            raise StoreUnavailable() from None
+            live = 0
+            batch: list[Any] = []
+            for key in self.client.scan_iter(match=f"{self._prefix}:*:s:*", count=1000):
+                batch.append(key)
+                if len(batch) == 1000:
+                    live += self._count_live(batch)
+                    batch = []
+            return live + (self._count_live(batch) if batch else 0)
+        except STORE_ERRORS as exc:
+            raise store_unavailable(exc) from None
+
+    def _count_live(self, keys: list[Any]) -> int:
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, "uid", "revoked")
+            rows = [
+                (_str(key).rpartition(":")[2], _str(uid))
+                for key, (uid, revoked) in zip(keys, pipe.execute(), strict=True)
+                if uid is not None and revoked is None
+            ]
+        now = time.time()
+        with self.client.pipeline(transaction=False) as pipe:
+            for sid, uid in rows:
+                pipe.zscore(self.index_key(uid), sid)
+            return sum(1 for ends in pipe.execute() if ends is not None and ends > now)
 
     def session(self, user_id: str, sid: str) -> dict[str, str]:
         """The raw session hash, for inspection and tests (no token material in it)."""
         try:
             raw = self.client.hgetall(self.session_key(user_id, sid))
-        except redis.RedisError:
-            raise StoreUnavailable() from None
+        except STORE_ERRORS as exc:
+            raise store_unavailable(exc) from None
         return {_str(k): _str(v) for k, v in raw.items()}
 
 

@@ -1,22 +1,43 @@
-"""Login throttling: failed logins counted per username and per client address in Redis.
+"""Login throttling: attempts reserved per username and per client address in Redis.
 
-Counters are fixed windows opened by the first failure. A username over its limit, or an
-address over its (looser) one, gets 429 before any password is checked, so a guesser
-learns nothing more and costs the server no hashing. Usernames are counted case-folded,
-so "Alice" and "alice" share one budget.
+Every login reserves its attempt atomically (lua/reserve.lua) before any password is
+checked, so however many requests arrive at once, on however many processes, at most the
+limit reach ``authenticate`` in a window. A failure keeps its reservation (it is the
+failure count); a success gives it back in the same round trip that stores the session
+(lua/release.lua). Usernames are counted case-folded, so "Alice" and "alice" share one
+budget, and a success clears only the attempts made under its own exact spelling, so
+logging in as "CAROL" never clears guesses at "carol". Counter keys always carry their
+window's expiry.
 """
 
 from __future__ import annotations
 
-import redis
+from dataclasses import dataclass
 
 from .config import Settings
-from .errors import StoreUnavailable
+from .redis_scripts import STORE_ERRORS, LuaScript, ScriptCall, run_many, store_unavailable
 from .store import RedisClient, hash_tag
+
+RESERVE = LuaScript("reserve")
+RELEASE = LuaScript("release")
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The attempts one login holds; ``on_success`` gives them back."""
+
+    on_success: tuple[ScriptCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Counter:
+    key: str
+    limit: int
+    field: str  # '' for an address counter
 
 
 class LoginThrottle:
-    """Failed-login counters of one app; each method is one round trip (a pipeline)."""
+    """Attempt counters of one app: reserving them is one round trip (a pipeline)."""
 
     def __init__(self, client: RedisClient, settings: Settings) -> None:
         self._client = client
@@ -25,63 +46,32 @@ class LoginThrottle:
         self._address_limit = settings.login_max_attempts_per_address
         self._window = settings.login_window
 
-    def _user_key(self, username: str) -> str:
-        return f"{self._prefix}:{hash_tag('l', username.casefold())}:fails"
-
-    def _address_key(self, ip: str) -> str:
-        return f"{self._prefix}:{hash_tag('a', ip)}:fails"
-
-    def _counters(self, username: str, ip: str) -> list[tuple[str, int]]:
+    def _counters(self, username: str, ip: str) -> list[_Counter]:
         counters = []
         if self._user_limit:
-            counters.append((self._user_key(username), self._user_limit))
+            key = f"{self._prefix}:{hash_tag('l', username.casefold())}:tries"
+            counters.append(_Counter(key, self._user_limit, "u:" + username))
         if self._address_limit and ip:
-            counters.append((self._address_key(ip), self._address_limit))
+            key = f"{self._prefix}:{hash_tag('a', ip)}:tries"
+            counters.append(_Counter(key, self._address_limit, ""))
         return counters
 
-    def check(self, username: str, ip: str) -> tuple[int, bool]:
-        """Seconds until this login may be tried again (0: now), and whether the username
-        has failures counted (only then does a success need to clear them)."""
+    def reserve(self, username: str, ip: str) -> tuple[int, Reservation]:
+        """Reserve an attempt on every counter: ``(0, reservation)``, or the seconds to
+        wait when a counter is full (then nothing stays reserved)."""
         counters = self._counters(username, ip)
         if not counters:
-            return 0, False
+            return 0, Reservation()
+        calls = [RESERVE([c.key], [c.limit, self._window, c.field]) for c in counters]
         try:
-            with self._client.pipeline(transaction=False) as pipe:
-                for key, _ in counters:
-                    pipe.get(key)
-                    pipe.ttl(key)
-                replies = pipe.execute()
-        except redis.RedisError:
-            raise StoreUnavailable() from None
-        wait = 0
-        for i, (_, limit) in enumerate(counters):
-            count, ttl = replies[2 * i], replies[2 * i + 1]
-            if count is not None and int(count) >= limit:
-                wait = max(wait, ttl if ttl > 0 else self._window)
-        user_failures = bool(self._user_limit) and replies[0] is not None
-        return wait, user_failures
-
-    def record_failure(self, username: str, ip: str) -> None:
-        counters = self._counters(username, ip)
-        if not counters:
-            return
-        try:
-            with self._client.pipeline(transaction=False) as pipe:
-                for key, _ in counters:
-                    # The first failure opens the window: SET NX gives the key its TTL
-                    # only when it does not exist yet; INCR then keeps that TTL. Plain
-                    # commands, so the pipeline also works across cluster slots.
-                    pipe.set(key, 0, ex=self._window, nx=True)
-                    pipe.incr(key)
-                pipe.execute()
-        except redis.RedisError:
-            raise StoreUnavailable() from None
-
-    def clear(self, username: str) -> None:
-        """A successful login clears the username's counter (not the address's)."""
-        if not self._user_limit:
-            return
-        try:
-            self._client.delete(self._user_key(username))
-        except redis.RedisError:
-            raise StoreUnavailable() from None
+            replies = run_many(self._client, calls)
+            granted = [c for c, (ok, _) in zip(counters, replies, strict=True) if ok]
+            if len(granted) < len(counters):
+                # A full counter refuses the attempt: give back what the others reserved.
+                if granted:
+                    run_many(self._client, [RELEASE([c.key], [c.field, "one"]) for c in granted])
+                wait_ms = max(int(ttl) for ok, ttl in replies if not ok)
+                return max(1, -(-wait_ms // 1000)), Reservation()
+        except STORE_ERRORS as exc:
+            raise store_unavailable(exc) from None
+        return 0, Reservation(tuple(RELEASE([c.key], [c.field, "all"]) for c in counters))

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import sessions
-from .context import get_jwt_identity, get_request_token, request_client
+from .context import get_request_token, request_client
 from .cookies import TRANSPORT_HEADER
 from .decorators import bearer_token, jwt_required
 from .errors import (
@@ -199,7 +199,8 @@ def logout() -> Response:
 @jwt_required
 def logout_all() -> Response:
     state = get_state()
-    sessions.revoke_all(state, _caller(), request_client())
+    user_id, sid = _caller()
+    sessions.revoke_all(state, user_id, request_client(), caller=sid)
     # A browser that called this with its cookies is logged out too: drop them.
     in_browser = state.settings.cookies_enabled and state.cookies.csrf_name in request.cookies
     return Response(status=204, headers=state.cookies.clear_headers() if in_browser else None)
@@ -208,9 +209,8 @@ def logout_all() -> Response:
 @blueprint.get("/sessions", provide_automatic_options=False)
 @jwt_required
 def list_sessions() -> Response:
-    token = get_request_token()
-    current = token.sid if token is not None else None
-    found = sessions.list_sessions(get_state(), _caller())
+    user_id, current = _caller()
+    found = sessions.list_sessions(get_state(), user_id, caller=current)
     response = jsonify({"sessions": [info.to_dict(current) for info in found]})
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -221,8 +221,9 @@ def list_sessions() -> Response:
 def revoke_session(sid: str) -> tuple[str, int]:
     # The key is built from the caller's own user id: another user's sid is simply not
     # found, so the answer cannot tell "someone else's" from "no such session".
+    user_id, current = _caller()
     if not is_token_id(sid) or not sessions.revoke(
-        get_state(), _caller(), sid, "revoked", request_client()
+        get_state(), user_id, sid, "revoked", request_client(), caller=current
     ):
         raise SessionNotFound()
     return "", 204
@@ -236,10 +237,11 @@ def openapi() -> Response:
     return jsonify(openapi_document(state.settings))
 
 
-def _caller() -> str:
-    user_id = get_jwt_identity()
-    assert user_id is not None  # guaranteed by @jwt_required
-    return user_id
+def _caller() -> tuple[str, str]:
+    """The user id and session id of this request's verified access token."""
+    token = get_request_token()
+    assert token is not None  # guaranteed by @jwt_required
+    return token.sub, token.sid
 
 
 # Flask answers a wrong method with an HTML 405 before any blueprint handler could run,

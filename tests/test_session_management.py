@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import fakeredis
@@ -60,16 +61,18 @@ def test_logout_all_costs_the_same_whatever_the_number_of_sessions(
 
     before = session_hashes()
     api.client.post("/auth/logout-all", headers=bearer(pairs[0]["access_token"]))
-    # One counter bumped and one index dropped: no session hash is touched.
+    # One index dropped: no session hash is touched.
     assert session_hashes() == before
-    assert store.client.get(store.epoch_key("1")) == b"1"
     assert not store.client.exists(store.index_key("1"))
     assert all(api.reissue(p).json["error"] == "session_revoked" for p in pairs)
 
 
 def test_logins_racing_with_logout_all_are_either_before_or_after(
-    app: Flask, api: Api, store: SessionStore
+    make_app: Callable[..., Flask],
 ) -> None:
+    # Eight logins in flight at once would each hold one of the five attempts per window.
+    app = make_app(DUALTOKEN_LOGIN_MAX_ATTEMPTS=20)
+    api = Api(app)
     first = api.login()
     results: list[dict[str, Any]] = []
     barrier = threading.Barrier(9)

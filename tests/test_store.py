@@ -71,7 +71,7 @@ def test_every_key_of_a_user_shares_one_hash_tag_and_slot(
     api.login()
     store: SessionStore = app.extensions["dualtoken"].store
     keys = [k.decode() for k in store.client.scan_iter("*")]
-    assert len(keys) == 6  # three sessions, one replay key, the index and the epoch
+    assert len(keys) == 5  # three sessions, one replay key and the index
     tag = user_tag(user_id)
     assert all(k.startswith(f"dualtoken:{tag}:") for k in keys)
     assert tag.count("{") == 1 and tag.count("}") == 1

@@ -1,24 +1,33 @@
--- Start a session at login.
--- KEYS: session hash, user index, user epoch
--- ARGV: uid, sid, rt_jti, access_ttl, idle_ttl, max_age, margin, client ip, user agent
+-- Start a session at login, within the user's session cap.
+-- KEYS: session hash, user index
+-- ARGV: uid, sid, rt_jti, access_ttl, idle_ttl, max_age, margin, client ip, user agent,
+--       max sessions (0: no cap), most sessions one call may end
 local now_s, now_us = clock()
 local max_age, margin = tonumber(ARGV[6]), tonumber(ARGV[7])
+local cap, evict_max = tonumber(ARGV[10]), tonumber(ARGV[11])
 local abs_end = now_s + max_age
-local at_exp = now_s + tonumber(ARGV[4])
+-- Neither token outlives the session's absolute end.
+local at_exp = math.min(now_s + tonumber(ARGV[4]), abs_end)
 local rt_exp = math.min(now_s + tonumber(ARGV[5]), abs_end)
 -- Short values only: Redis then keeps the hash in its compact encoding (listpack).
 redis.call('HSET', KEYS[1],
-  'uid', ARGV[1], 'epoch', epoch(KEYS[3]), 'created', fmt(now_us), 'used', fmt(now_us),
-  'abs_end', fmt(abs_end), 'gen', 0, 'cur', ARGV[3], 'cur_exp', fmt(rt_exp), 'prev', '',
-  'rot', fmt(now_us), 'ip', ARGV[8])
+  'uid', ARGV[1], 'created', fmt(now_us), 'used', fmt(now_us), 'abs_end', fmt(abs_end),
+  'gen', 0, 'cur', ARGV[3], 'cur_exp', fmt(rt_exp), 'prev', '', 'rot', fmt(now_us),
+  'ip', ARGV[8])
 set_agent(KEYS[1], ARGV[9])
 redis.call('EXPIREAT', KEYS[1], fmt(rt_exp + margin))
--- The epoch must outlive every session created under it.
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('EXPIRE', KEYS[3], fmt(max_age + margin))
-end
--- The per-user index: sid -> absolute end; dead entries pruned on every login.
+-- The index: drop sessions past their end, then make room under the cap by ending the
+-- sessions that end first (the oldest), at most evict_max per call so that the work stays
+-- bounded even right after the cap was lowered.
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', fmt(now_s))
+local reply = {'created', fmt(now_s), fmt(at_exp), fmt(rt_exp)}
+if cap > 0 then
+  local excess = math.min(redis.call('ZCARD', KEYS[2]) - cap + 1, evict_max)
+  if excess > 0 then
+    local popped = redis.call('ZPOPMIN', KEYS[2], excess)
+    for i = 1, #popped, 2 do table.insert(reply, popped[i]) end
+  end
+end
 redis.call('ZADD', KEYS[2], fmt(abs_end), ARGV[2])
-redis.call('EXPIRE', KEYS[2], fmt(max_age + margin))
-return {'created', fmt(now_s), fmt(at_exp), fmt(rt_exp)}
+extend_expiry(KEYS[2], abs_end + margin, now_s)
+return reply

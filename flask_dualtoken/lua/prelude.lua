@@ -9,11 +9,19 @@ local function clock()
   return s, s * 1000000 + tonumber(t[2])
 end
 
--- The user's epoch: logout-all increments it, and a session is alive only while the epoch
--- it was created in is current. One INCR ends every session, whatever their number, and
--- also a login racing with it (Redis runs scripts one at a time).
-local function epoch(key)
-  return redis.call('GET', key) or '0'
+-- A session is alive while its id is in the user's index (sid -> absolute end) with an end
+-- still ahead. Every way a session ends removes it there (logout, revocation, reuse, the
+-- session cap, logout-all dropping the whole index), and nothing ever adds an id again, so
+-- an ended session cannot come back, whatever the settings or key lifetimes.
+local function alive(index, sid, now_s)
+  local ends = redis.call('ZSCORE', index, sid)
+  return ends ~= false and ends ~= nil and tonumber(ends) > now_s
+end
+
+-- Push a key's expiry out to at_s, never pull it in: a process with shorter lifetimes
+-- must not shorten what another process's sessions need.
+local function extend_expiry(key, at_s, now_s)
+  if redis.call('TTL', key) < at_s - now_s then redis.call('EXPIREAT', key, fmt(at_s)) end
 end
 
 -- Revocation is final: the hash keeps a 'revoked' reason until its TTL (the current

@@ -1,15 +1,14 @@
--- End one session (logout, user gone, admin action). Idempotent; 1 if it was alive.
--- KEYS: session hash, user index, user epoch, replay key of the session
--- ARGV: uid, sid, reason
-local h = redis.call('HMGET', KEYS[1], 'uid', 'revoked', 'epoch')
-if not h[1] or h[1] ~= ARGV[1] then
+-- End one session (logout, user gone, admin action). Idempotent.
+-- 1 if it was alive, 0 if not, -1 (and nothing changed) when the caller's own session has
+-- ended: an ended session's access token manages nothing.
+-- KEYS: session hash, user index, replay key of the session
+-- ARGV: uid, sid, reason, caller's sid ('' when not acting for a session)
+local now_s = clock()
+if ARGV[4] ~= '' and not alive(KEYS[2], ARGV[4], now_s) then return -1 end
+local h = redis.call('HMGET', KEYS[1], 'uid', 'revoked')
+if not h[1] or h[1] ~= ARGV[1] or h[2] or not alive(KEYS[2], ARGV[2], now_s) then
   redis.call('ZREM', KEYS[2], ARGV[2])
   return 0
 end
-if h[2] then return 0 end
-if h[3] ~= epoch(KEYS[3]) then
-  redis.call('ZREM', KEYS[2], ARGV[2])
-  return 0
-end
-revoke(KEYS[1], KEYS[2], KEYS[4], ARGV[2], ARGV[3])
+revoke(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[3])
 return 1

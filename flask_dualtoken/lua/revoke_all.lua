@@ -1,7 +1,8 @@
--- End every session of a user in O(1): a new epoch, and a fresh index.
--- KEYS: user index, user epoch
--- ARGV: max_age, margin
-local new = redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], fmt(tonumber(ARGV[1]) + tonumber(ARGV[2])))
+-- End every session of a user in O(1): dropping the index ends them all (lua/prelude.lua,
+-- alive), including a login racing with this call, since scripts run one at a time.
+-- 1 when done, -1 (and nothing changed) when the caller's own session has ended.
+-- KEYS: user index
+-- ARGV: caller's sid ('' when not acting for a session)
+if ARGV[1] ~= '' and not alive(KEYS[1], ARGV[1], clock()) then return -1 end
 redis.call('UNLINK', KEYS[1])
-return new
+return 1

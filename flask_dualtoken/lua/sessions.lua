@@ -1,15 +1,18 @@
--- List a user's live sessions from the index, pruning dead entries on the way.
--- Session keys are built here from their prefix; they share the index's hash tag, so on a
--- cluster they live in the same slot.
--- KEYS: user index, user epoch
--- ARGV: session key prefix
+-- List a user's live sessions from the index, newest first and at most `limit` of them,
+-- pruning dead entries on the way. Session keys are built here from their prefix; they
+-- share the index's hash tag, so on a cluster they live in the same slot.
+-- {'revoked'} (and nothing listed) when the caller's own session has ended.
+-- KEYS: user index
+-- ARGV: session key prefix, caller's sid ('' when not acting for a session), limit
 local now_s = clock()
-local current = epoch(KEYS[2])
-local out = {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+if ARGV[2] ~= '' and not alive(KEYS[1], ARGV[2], now_s) then return {'revoked'} end
+local out = {'ok'}
+local sids = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '(' .. fmt(now_s),
+  'LIMIT', 0, tonumber(ARGV[3]))
+for _, sid in ipairs(sids) do
   local key = ARGV[1] .. sid
-  local h = redis.call('HMGET', key, 'created', 'used', 'cur_exp', 'ip', 'revoked', 'epoch')
-  if not h[1] or h[5] or h[6] ~= current or now_s >= tonumber(h[3]) then
+  local h = redis.call('HMGET', key, 'created', 'used', 'cur_exp', 'ip', 'revoked')
+  if not h[1] or h[5] or now_s >= tonumber(h[3]) then
     redis.call('ZREM', KEYS[1], sid)
   else
     table.insert(out, sid)

@@ -1,0 +1,114 @@
+"""Lua scripts by SHA, one or several per round trip.
+
+A script is sent by its SHA; only when Redis answers NOSCRIPT (a restarted or flushed
+server, a new cluster node) is its source loaded and the call made again, which is safe
+because a NOSCRIPT call ran nothing. Several calls, on several keys and even several
+cluster slots, go out together in one non-transactional pipeline: login reserves its
+throttle counters in one round trip, and stores the session and releases the reservation
+in one more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import redis
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
+
+from .errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from .store import RedisClient
+
+logger = logging.getLogger("flask_dualtoken")
+
+#: What a client may raise for an unreachable or refusing store. A cluster client raises
+#: RedisClusterException, which is not a RedisError, when no node answers.
+STORE_ERRORS = (redis.RedisError, RedisClusterException)
+
+
+def store_unavailable(exc: Exception) -> StoreUnavailable:
+    """Log a store failure so an operator can tell a bug from an outage; the 503 to raise.
+
+    An error reply (a Lua error, a refused command, a wrong type) is logged with its text,
+    which names the script and line but holds no token: Redis never sees one. An outage
+    (refused connection, timeout, no cluster node) is logged by its kind.
+    """
+    if isinstance(exc, ResponseError):
+        logger.error("session store error (not an outage): %s: %s", type(exc).__name__, exc)
+    else:
+        logger.error("session store unavailable: %s: %s", type(exc).__name__, exc)
+    return StoreUnavailable()
+
+
+def _source(name: str) -> str:
+    lua = resources.files("flask_dualtoken") / "lua"
+    return (lua / "prelude.lua").read_text("utf-8") + (lua / f"{name}.lua").read_text("utf-8")
+
+
+class LuaScript:
+    """One script of ``flask_dualtoken/lua``, with the shared prelude in front."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.source = _source(name)
+        self.sha = hashlib.sha1(self.source.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+    def __call__(self, keys: Sequence[str], args: Sequence[str | int]) -> ScriptCall:
+        return ScriptCall(self, tuple(keys), tuple(args))
+
+    def __repr__(self) -> str:
+        return f"LuaScript({self.name!r})"
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """A script with its KEYS and ARGV, ready to run."""
+
+    script: LuaScript
+    keys: tuple[str, ...]
+    args: tuple[str | int, ...]
+
+
+def run(client: RedisClient, call: ScriptCall) -> Any:
+    """Run one call: one round trip (two more only right after Redis lost its scripts)."""
+    try:
+        return client.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+    except NoScriptError:
+        client.script_load(call.script.source)
+        return client.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+
+
+def run_many(client: RedisClient, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Run calls together in one round trip; replies in order. The first error raises,
+    after every call has been sent (calls are independent: none waits for another)."""
+    if len(calls) == 1:
+        return [run(client, calls[0])]
+    replies = _pipeline(client, calls)
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if missing:
+        for script in {calls[i].script.name: calls[i].script for i in missing}.values():
+            client.script_load(script.source)
+        for i, reply in zip(missing, _pipeline(client, [calls[i] for i in missing]), strict=True):
+            replies[i] = reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _pipeline(client: RedisClient, calls: Sequence[ScriptCall]) -> list[Any]:
+    with client.pipeline(transaction=False) as pipe:
+        for call in calls:
+            # execute_command rather than evalsha(), which redis-py refuses in a cluster
+            # pipeline in case one script's keys span slots; ours never do (one hash tag).
+            pipe.execute_command(
+                "EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args
+            )
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+    return replies
