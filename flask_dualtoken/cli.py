@@ -20,6 +20,23 @@ cli = AppGroup("dualtoken", help="flask-dualtoken: secrets and sessions.")
 OPERATOR = ClientInfo(ip="cli", user_agent="flask dualtoken")
 
 
+def _shown(text: str) -> str:
+    """``text`` safe for a terminal: each non-printable character as its Python escape.
+
+    Everything printed from the store goes through here, not only what ``request_client``
+    cleaned: values written before that fix, by another app version or straight into
+    Redis must not drive the operator's terminal. ``str.isprintable`` is broader than the
+    input rule (it also catches zero-width and unassigned characters); the backslash is
+    doubled so a literal ``\\x1b`` sent as text cannot pass for an escaped ESC.
+    """
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(
+        ch if ch.isprintable() and ch != "\\" else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
 def _when(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
@@ -33,7 +50,7 @@ def gen_secret() -> None:
 @cli.command("sessions")
 @click.argument("user_id")
 def list_sessions(user_id: str) -> None:
-    """List the live sessions of USER_ID."""
+    """List the live sessions of USER_ID; client strings are printed escaped."""
     try:
         found = sessions.list_sessions(get_state(), user_id)
     except StoreUnavailable:
@@ -47,9 +64,9 @@ def list_sessions(user_id: str) -> None:
     )
     for info in found:
         click.echo(
-            f"{info.session_id:<24} {_when(info.created_at):<21} "
+            f"{_shown(info.session_id):<24} {_when(info.created_at):<21} "
             f"{_when(info.last_used_at):<21} {_when(info.expires_at):<21} "
-            f"{info.ip:<16} {info.user_agent}"
+            f"{_shown(info.ip):<16} {_shown(info.user_agent)}"
         )
 
 
@@ -64,9 +81,11 @@ def revoke(user_id: str, session_id: str | None) -> None:
             sessions.revoke_all(state, user_id, OPERATOR)
             click.echo(f"ended every session of user {user_id!r}")
         elif sessions.revoke(state, user_id, session_id, "revoked", OPERATOR):
-            click.echo(f"ended session {session_id} of user {user_id!r}")
+            click.echo(f"ended session {_shown(session_id)} of user {user_id!r}")
         else:
-            raise click.ClickException(f"user {user_id!r} has no live session {session_id}")
+            raise click.ClickException(
+                f"user {user_id!r} has no live session {_shown(session_id)}"
+            )
     except StoreUnavailable:
         raise click.ClickException("the session store is unavailable") from None
 

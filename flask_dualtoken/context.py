@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,15 @@ from .store import ClientInfo
 from .tokens import AccessToken
 
 MAX_USER_AGENT_CHARS = 256
+#: An IPv6 address with a zone id fits with room to spare; a longer "address" is junk.
+MAX_ADDRESS_CHARS = 64
+
+#: Characters a terminal, log viewer or browser may act on instead of showing: C0, DEL, C1
+#: (ESC, BEL, CSI, NEL...), the line and paragraph separators, and Unicode's Bidi_Control
+#: set (ALM, LRM, RLM, the embeddings, overrides and isolates of "Trojan Source").
+UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+#: U+FFFD REPLACEMENT CHARACTER: what an unsafe character of a client string becomes.
+PLACEHOLDER = "\ufffd"
 
 _G_KEY = "_dualtoken_auth"
 _UNLOADED: Any = object()
@@ -75,13 +85,27 @@ def get_jwt_identity() -> str | None:
     return auth.token.sub
 
 
+def client_text(value: str, limit: int) -> str:
+    """A client-supplied string made safe to store, list, log and print.
+
+    Cut to ``limit`` characters first, so a huge header costs no more than a short one;
+    then every unsafe character becomes U+FFFD. Replaced rather than removed: the
+    placeholder shows whoever reads it that the client sent something odd, where removal
+    would silently join the text around it, and one for one keeps the bound exact.
+    """
+    return UNSAFE_CHARS.sub(PLACEHOLDER, value[:limit])
+
+
 def request_client() -> ClientInfo:
-    """The client of the current request, if any.
+    """The client of the current request, if any, both strings through ``client_text``.
 
     The address is ``request.remote_addr``: behind a proxy, wrap the app in werkzeug's
-    ``ProxyFix`` so it is the client's. ``X-Forwarded-For`` alone is never trusted.
+    ``ProxyFix`` so it is the client's. ``X-Forwarded-For`` alone is never trusted, but
+    under ProxyFix it is what the address is made of, so it is as untrusted as the agent.
     """
     if not has_request_context():
         return ClientInfo()
-    agent = request.user_agent.string or ""
-    return ClientInfo(ip=request.remote_addr or "", user_agent=agent[:MAX_USER_AGENT_CHARS])
+    return ClientInfo(
+        ip=client_text(request.remote_addr or "", MAX_ADDRESS_CHARS),
+        user_agent=client_text(request.user_agent.string or "", MAX_USER_AGENT_CHARS),
+    )

@@ -9,6 +9,8 @@ from conftest import Api, bearer
 from flask import Flask
 
 from flask_dualtoken.config import load_settings
+from flask_dualtoken.store import ClientInfo, SessionStore
+from flask_dualtoken.tokens import new_id
 
 
 def run(app: Flask, *args: str) -> Any:
@@ -41,6 +43,28 @@ def test_sessions_lists_a_users_live_sessions(app: Flask, api: Api) -> None:
     assert "no live sessions" in run(app, "sessions", "2").output
 
 
+def test_sessions_prints_stored_strings_escaped(app: Flask, store: SessionStore) -> None:
+    # As an older version, another app or a hand edit might have left them in Redis.
+    sid = new_id()
+    agent = "Mozilla/5.0 \x1b[2J\x07 C:\\x1b \u200b \u202e é"
+    store.create("1", sid, new_id(), "{}", "{}", ClientInfo("::1\r\nforged", agent))
+    result = run(app, "sessions", "1")
+    assert result.exit_code == 0
+    line = result.output.splitlines()[1]
+    assert len(result.output.splitlines()) == 2
+    assert line.startswith(sid)
+    assert "::1\\r\\nforged" in line
+    assert line.endswith("Mozilla/5.0 \\x1b[2J\\x07 C:\\\\x1b \\u200b \\u202e é")
+
+
+def test_sessions_prints_ordinary_strings_unchanged(app: Flask, store: SessionStore) -> None:
+    agent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Gecko/20100101 Firefox/128.0 ü"
+    store.create("1", new_id(), new_id(), "{}", "{}", ClientInfo("2001:db8::1", agent))
+    line = run(app, "sessions", "1").output.splitlines()[1]
+    assert " 2001:db8::1 " in line
+    assert line.endswith(" " + agent)
+
+
 def test_revoke_one_session(app: Flask, api: Api) -> None:
     one, two = api.login(), api.login()
     result = run(app, "revoke", "1", "--session", sid_of(one))
@@ -50,6 +74,13 @@ def test_revoke_one_session(app: Flask, api: Api) -> None:
     again = run(app, "revoke", "1", "--session", sid_of(one))
     assert again.exit_code != 0
     assert "no live session" in again.output
+
+
+def test_revoke_echoes_a_session_id_escaped(app: Flask) -> None:
+    result = run(app, "revoke", "1", "--session", "\x1b]0;pwned\x07\x9b2J")
+    assert result.exit_code != 0
+    assert "no live session \\x1b]0;pwned\\x07\\x9b2J" in result.output
+    assert not any(ch in result.output for ch in "\x1b\x07\x9b")
 
 
 def test_revoke_all_sessions_of_a_user(app: Flask, api: Api) -> None:
