@@ -5,6 +5,12 @@ the refresh token, keep the new pair (``on_refresh`` can persist it), and retry.
 threads sharing one auth object share one reissue: the first to see the expiry
 reissues, the others wait and use its pair (single flight). Each import is optional:
 ``pip install 'flask-dualtoken[httpx]'`` or ``'flask-dualtoken[requests]'``.
+
+Both helpers serve one origin, ``base_url``'s (scheme, host, port, compared exactly): a
+client also talks to other hosts, and those must never see the password or a token, nor
+make the helper log in or reissue with their 401. Requests to any other origin pass
+through untouched. Login and reissue never follow a redirect, which would carry the
+password or the refresh token wherever the server points.
 """
 
 from __future__ import annotations
@@ -12,22 +18,37 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     import httpx
     import requests
+    from httpx import AsyncByteStream as _AsyncBody
     from httpx import Auth as _HttpxAuthBase
+    from httpx import SyncByteStream as _SyncBody
 else:
     try:  # optional: HttpxAuth must subclass httpx.Auth when httpx is there
+        from httpx import AsyncByteStream as _AsyncBody
         from httpx import Auth as _HttpxAuthBase
+        from httpx import SyncByteStream as _SyncBody
     except ImportError:  # pragma: no cover - depends on the environment
         _HttpxAuthBase = object
 
+        class _SyncBody:
+            pass
+
+        class _AsyncBody:
+            pass
+
+
 #: Called with every new pair, to persist it (a keyring, a file...).
 RefreshHook = Callable[["Pair"], None]
+Origin = tuple[str, str, int]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -40,7 +61,12 @@ class Pair:
 
 
 class DualTokenAuthError(Exception):
-    """Logging in or reissuing failed; ``status`` and ``error`` come from the server."""
+    """Logging in or reissuing failed; ``status`` and ``error`` come from the server.
+
+    A redirect in answer to a login or a reissue is refused, never followed: ``error`` is
+    then ``"redirect_refused"``, and ``status`` the 3xx, or 0 when httpx, told to follow
+    redirects, was stopped before it could resend the body elsewhere.
+    """
 
     def __init__(self, status: int, error: str | None) -> None:
         super().__init__(f"{status} {error}")
@@ -58,12 +84,47 @@ def _error_code(status: int, body: bytes) -> str | None:
     return payload.get("error") if isinstance(payload, dict) else None
 
 
+def _origin(url: str) -> Origin | None:
+    """``(scheme, host, port)`` of an http(s) URL, lowercased, the port explicit; None for
+    anything else. The host is compared exactly: ``localhost`` is not ``127.0.0.1``."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        scheme = parts.scheme.lower()
+        host = parts.hostname  # lowercased, IPv6 without brackets
+        if scheme not in _DEFAULT_PORTS or not host:
+            return None
+        if not host.isascii():  # as httpx and requests send it
+            host = host.encode("idna").decode("ascii")
+    except ValueError:  # a bad port, a host IDNA refuses
+        return None
+    return scheme, host, _DEFAULT_PORTS[scheme] if port is None else port
+
+
+def _base(base_url: str) -> tuple[str, Origin]:
+    """Check ``base_url`` once: the URL to build login and reissue URLs on, and its origin.
+    The messages leave the URL out: it might carry a password."""
+    parts = urlsplit(base_url)
+    if parts.scheme.lower() not in _DEFAULT_PORTS:
+        raise ValueError("base_url must be an http:// or https:// URL")
+    if "@" in parts.netloc:
+        raise ValueError("base_url must not carry credentials (user:password@)")
+    if parts.query or parts.fragment:
+        raise ValueError("base_url must not have a query or a fragment")
+    origin = _origin(base_url)
+    if origin is None:
+        raise ValueError("base_url needs a host, and a valid port if it gives one")
+    return urlunsplit((origin[0], parts.netloc, parts.path.rstrip("/"), "", "")), origin
+
+
 class _PairKeeper:
-    """The pair, the credentials to get one, and the single-flight lock."""
+    """The pair, the credentials to get one, the origin they belong to, and the
+    single-flight lock."""
 
     def __init__(
         self,
         *,
+        base_url: str,
         pair: Pair | None,
         username: str | None,
         password: str | None,
@@ -72,11 +133,21 @@ class _PairKeeper:
     ) -> None:
         if pair is None and (username is None or password is None):
             raise ValueError("give a pair, or a username and a password to log in with")
+        self._base, self.origin = _base(base_url)
+        self.prefix = prefix
+        if _origin(self.url("login")) != self.origin:
+            raise ValueError("prefix must be a path, starting with /")
         self.pair = pair
         self._credentials = (username, password)
-        self.prefix = prefix
         self._on_refresh = on_refresh
         self.lock = threading.Lock()
+
+    def url(self, route: str) -> str:
+        """Login and reissue go to base_url, never to wherever a request was going."""
+        return f"{self._base}{self.prefix}/{route}"
+
+    def serves(self, url: str) -> bool:
+        return _origin(url) == self.origin
 
     def login_body(self) -> dict[str, Any]:
         username, password = self._credentials
@@ -88,9 +159,10 @@ class _PairKeeper:
 
     def accept(self, status: int, body: bytes) -> Pair:
         """Take the pair from a login or reissue answer, or raise."""
-        code = _error_code(status, body)
+        if 300 <= status < 400:
+            raise DualTokenAuthError(status, "redirect_refused")
         if status != 200:
-            raise DualTokenAuthError(status, code)
+            raise DualTokenAuthError(status, _error_code(status, body))
         payload = json.loads(body)
         self.pair = Pair(payload["access_token"], payload["refresh_token"])
         if self._on_refresh is not None:
@@ -102,15 +174,45 @@ class _PairKeeper:
         return status == 401 and _error_code(status, body) == "token_expired"
 
 
+class _SendOnce(_SyncBody, _AsyncBody):
+    """The JSON body of a login or a reissue, which can go out once. An httpx client told
+    to follow redirects resends the body of a 307 or 308 to the new address: there this
+    raises after the headers and before a byte of the body (the password, the refresh
+    token) leaves."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def _take(self) -> bytes:
+        data, self._data = self._data, None
+        if data is None:
+            raise DualTokenAuthError(0, "redirect_refused")
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._take()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._take()
+
+
+def _first_status(sent: httpx.Request, answer: httpx.Response) -> int:
+    """The status that answered ``sent`` itself: the 3xx when httpx followed a redirect
+    (301, 302, 303 drop the body) to reach ``answer``."""
+    if answer.request is sent:
+        return answer.status_code
+    return next((r.status_code for r in answer.history if r.request is sent), 0)
+
+
 class HttpxAuth(_HttpxAuthBase):
     """``httpx.Auth`` for flask-dualtoken: ``httpx.Client(auth=...)`` or
-    ``httpx.AsyncClient(auth=...)`` (one auth object per kind of client)."""
-
-    requires_response_body = True
+    ``httpx.AsyncClient(auth=...)`` (one auth object per kind of client). Only requests to
+    ``base_url``'s origin get the token; the app's prefix, if any, goes in ``base_url``."""
 
     def __init__(
         self,
         *,
+        base_url: str,
         pair: Pair | None = None,
         username: str | None = None,
         password: str | None = None,
@@ -121,6 +223,7 @@ class HttpxAuth(_HttpxAuthBase):
             raise ImportError("HttpxAuth needs httpx: pip install 'flask-dualtoken[httpx]'")
 
         self._keeper = _PairKeeper(
+            base_url=base_url,
             pair=pair,
             username=username,
             password=password,
@@ -137,22 +240,27 @@ class HttpxAuth(_HttpxAuthBase):
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
         keeper = self._keeper
+        if not keeper.serves(str(request.url)):  # another origin: untouched
+            yield request
+            return
         with keeper.lock:
             if keeper.pair is None:
-                login = yield self._post(request, "login", keeper.login_body())
-                keeper.accept(login.status_code, login.read())
+                login = self._post(request, "login", keeper.login_body())
+                answer = yield login
+                keeper.accept(_first_status(login, answer), answer.read())
             sent_with = keeper.pair
         assert sent_with is not None
         request.headers["Authorization"] = f"Bearer {sent_with.access_token}"
         response = yield request
+        if not self._unauthorized_here(response):
+            return
         if not keeper.expired(response.status_code, response.read()):
             return
         with keeper.lock:
             if keeper.pair == sent_with:  # nobody reissued meanwhile: we do
-                reissue = self._post(request, "reissue", keeper.reissue_body())
-                reissue.headers["Authorization"] = f"Bearer {sent_with.access_token}"
+                reissue = self._post(request, "reissue", keeper.reissue_body(), sent_with)
                 answer = yield reissue
-                keeper.accept(answer.status_code, answer.read())
+                keeper.accept(_first_status(reissue, answer), answer.read())
             fresh = keeper.pair
         assert fresh is not None
         request.headers["Authorization"] = f"Bearer {fresh.access_token}"
@@ -163,36 +271,60 @@ class HttpxAuth(_HttpxAuthBase):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         # The same dance for httpx.AsyncClient, single flight among the tasks of one loop.
         keeper = self._keeper
+        if not keeper.serves(str(request.url)):
+            yield request
+            return
         async with self._async_lock:
             if keeper.pair is None:
-                login = yield self._post(request, "login", keeper.login_body())
-                keeper.accept(login.status_code, await login.aread())
+                login = self._post(request, "login", keeper.login_body())
+                answer = yield login
+                keeper.accept(_first_status(login, answer), await answer.aread())
             sent_with = keeper.pair
         assert sent_with is not None
         request.headers["Authorization"] = f"Bearer {sent_with.access_token}"
         response = yield request
+        if not self._unauthorized_here(response):
+            return
         if not keeper.expired(response.status_code, await response.aread()):
             return
         async with self._async_lock:
             if keeper.pair == sent_with:
-                reissue = self._post(request, "reissue", keeper.reissue_body())
-                reissue.headers["Authorization"] = f"Bearer {sent_with.access_token}"
+                reissue = self._post(request, "reissue", keeper.reissue_body(), sent_with)
                 answer = yield reissue
-                keeper.accept(answer.status_code, await answer.aread())
+                keeper.accept(_first_status(reissue, answer), await answer.aread())
             fresh = keeper.pair
         assert fresh is not None
         request.headers["Authorization"] = f"Bearer {fresh.access_token}"
         yield request
 
-    def _post(self, request: httpx.Request, route: str, body: dict[str, Any]) -> httpx.Request:
+    def _unauthorized_here(self, response: httpx.Response) -> bool:
+        """A 401 from base_url's origin: a redirect httpx followed may have left it, and
+        another origin's 401 is none of our business."""
+        return response.status_code == 401 and self._keeper.serves(str(response.request.url))
+
+    def _post(
+        self,
+        request: httpx.Request,
+        route: str,
+        body: dict[str, Any],
+        bearer: Pair | None = None,
+    ) -> httpx.Request:
         import httpx
 
-        url = request.url.copy_with(path=f"{self._keeper.prefix}/{route}", query=None)
-        return httpx.Request("POST", url, json=body)
+        headers = {} if bearer is None else {"Authorization": f"Bearer {bearer.access_token}"}
+        # The caller's timeout, which httpx sets on its own requests only.
+        extensions = {k: v for k, v in request.extensions.items() if k == "timeout"}
+        sent = httpx.Request(
+            "POST", self._keeper.url(route), json=body, headers=headers, extensions=extensions
+        )
+        sent.stream = _SendOnce(sent.content)  # same headers, a body that goes out once
+        return sent
 
 
 class RequestsAuth:
-    """``requests`` auth for flask-dualtoken: ``session.auth = RequestsAuth(...)``."""
+    """``requests`` auth for flask-dualtoken: ``session.auth = RequestsAuth(...)``. Only
+    requests to ``base_url``'s origin get the token; the app's prefix, if any, goes in
+    ``base_url``."""
 
     def __init__(
         self,
@@ -207,27 +339,35 @@ class RequestsAuth:
         import requests
 
         self._keeper = _PairKeeper(
+            base_url=base_url,
             pair=pair,
             username=username,
             password=password,
             prefix=prefix,
             on_refresh=on_refresh,
         )
-        self._base = base_url.rstrip("/")
         self._http = requests.Session()  # for login and reissue only, without this auth
 
     @property
     def pair(self) -> Pair | None:
         return self._keeper.pair
 
+    def _post(self, route: str, body: dict[str, Any], bearer: Pair | None = None) -> Pair:
+        headers = {} if bearer is None else {"Authorization": f"Bearer {bearer.access_token}"}
+        answer = self._http.post(
+            self._keeper.url(route),
+            json=body,
+            headers=headers,
+            timeout=30,
+            allow_redirects=False,  # a 307 would resend the body wherever it points
+        )
+        return self._keeper.accept(answer.status_code, answer.content)
+
     def _current(self) -> Pair:
         keeper = self._keeper
         with keeper.lock:
             if keeper.pair is None:
-                answer = self._http.post(
-                    f"{self._base}{keeper.prefix}/login", json=keeper.login_body(), timeout=30
-                )
-                keeper.accept(answer.status_code, answer.content)
+                self._post("login", keeper.login_body())
             assert keeper.pair is not None
             return keeper.pair
 
@@ -235,25 +375,33 @@ class RequestsAuth:
         keeper = self._keeper
         with keeper.lock:
             if keeper.pair == stale:  # nobody reissued meanwhile: we do
-                answer = self._http.post(
-                    f"{self._base}{keeper.prefix}/reissue",
-                    json=keeper.reissue_body(),
-                    headers={"Authorization": f"Bearer {stale.access_token}"},
-                    timeout=30,
-                )
-                keeper.accept(answer.status_code, answer.content)
+                self._post("reissue", keeper.reissue_body(), stale)
             assert keeper.pair is not None
             return keeper.pair
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if request.url is None or not self._keeper.serves(request.url):
+            return request  # another origin: untouched
         pair = self._current()
         request.headers["Authorization"] = f"Bearer {pair.access_token}"
         request.register_hook("response", self._retry_on_expiry(pair))
         return request
 
     def _retry_on_expiry(self, sent_with: Pair) -> Callable[..., Any]:
+        # requests copies this hook onto the requests of a redirect it follows, to any
+        # host: the answer's own URL decides, or a foreign 401 would get a fresh token.
         def hook(response: requests.Response, **kwargs: Any) -> requests.Response:
-            if not self._keeper.expired(response.status_code, response.content):
+            keeper = self._keeper
+            url = response.request.url
+            if url is None or not keeper.serves(url):
+                return response
+            if response.is_redirect:
+                # requests builds the next request from this one, and keeps Authorization
+                # on an http -> https upgrade of the host: another origin all the same.
+                if not keeper.serves(urljoin(url, response.headers["location"])):
+                    response.request.headers.pop("Authorization", None)
+                return response
+            if response.status_code != 401 or not keeper.expired(401, response.content):
                 return response
             fresh = self._reissue(sent_with)
             retry = response.request.copy()

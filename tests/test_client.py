@@ -37,11 +37,11 @@ def make_client(request: pytest.FixtureRequest, served: str) -> Any:
 
     def factory(**auth_options: Any) -> tuple[Any, Any]:
         if request.param == "httpx":
-            auth: Any = HttpxAuth(**auth_options)
+            auth: Any = HttpxAuth(base_url=served, **auth_options)
             client: Any = httpx.Client(base_url=served, auth=auth)
         else:
             auth = RequestsAuth(base_url=served, **auth_options)
-            client = requests.Session()
+            client = BaseUrlSession(served)
             client.auth = auth
         made.append(client)
         return client, auth
@@ -51,10 +51,21 @@ def make_client(request: pytest.FixtureRequest, served: str) -> Any:
         client.close()
 
 
+class BaseUrlSession(requests.Session):
+    """A requests session that takes paths, as httpx.Client(base_url=...) does."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().request(method, self.base_url + url, *args, **kwargs)
+
+
 def get(client: Any, path: str) -> Any:
     if isinstance(client, httpx.Client):
         return client.get(path)
-    return client.get(client.auth._base + path, timeout=30)
+    return client.get(path, timeout=30)
 
 
 def test_the_client_logs_in_and_reissues_when_the_token_expires(make_client: Any) -> None:
@@ -138,7 +149,9 @@ def test_an_async_httpx_client_does_the_same_dance_with_one_reissue(served: str)
     import asyncio
 
     saved: list[Pair] = []
-    auth = HttpxAuth(username="alice", password="alice-password", on_refresh=saved.append)
+    auth = HttpxAuth(
+        base_url=served, username="alice", password="alice-password", on_refresh=saved.append
+    )
 
     async def scenario() -> list[int]:
         async with httpx.AsyncClient(base_url=served, auth=auth) as client:
@@ -149,3 +162,96 @@ def test_an_async_httpx_client_does_the_same_dance_with_one_reissue(served: str)
 
     assert asyncio.run(scenario()) == [200] * 8
     assert len(saved) == 2, "one login and exactly one reissue"
+
+
+PAIR = Pair("access.token.given", "refresh.token.given")
+
+
+@pytest.mark.parametrize("helper", [HttpxAuth, RequestsAuth])
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "ftp://example.test",
+        "example.test:5000",
+        "//example.test",
+        "http://",
+        "http://user:secret-pw@example.test",
+        "http://:secret-pw@example.test",
+        "http://example.test/?x=1",
+        "http://example.test/#top",
+        "http://example.test:99999",
+        "http://example.test:port",
+    ],
+)
+def test_a_base_url_that_is_not_one_origin_is_refused(helper: Any, base_url: str) -> None:
+    with pytest.raises(ValueError, match="base_url") as refused:
+        helper(base_url=base_url, pair=PAIR)
+    assert "secret-pw" not in str(refused.value)
+
+
+@pytest.mark.parametrize("helper", [HttpxAuth, RequestsAuth])
+def test_a_prefix_cannot_move_login_to_another_host(helper: Any) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        helper(base_url="http://example.test", prefix="@elsewhere.test", pair=PAIR)
+
+
+def test_httpx_auth_needs_a_base_url() -> None:
+    with pytest.raises(TypeError, match="base_url"):
+        HttpxAuth(pair=PAIR)  # type: ignore[call-arg]
+
+
+def sent_with_token(kind: str, base_url: str, url: str) -> bool:
+    """Whether a request to ``url`` carries the token, over a fake transport."""
+    seen: list[str | None] = []
+    if kind == "httpx":
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            seen.append(request.headers.get("Authorization"))
+            return httpx.Response(200, json={})
+
+        transport = httpx.MockTransport(answer)
+        with httpx.Client(transport=transport, auth=HttpxAuth(base_url=base_url, pair=PAIR)) as c:
+            c.get(url)
+    else:
+
+        class Adapter(requests.adapters.BaseAdapter):
+            def send(self, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+                seen.append(request.headers.get("Authorization"))
+                response = requests.Response()
+                response.status_code, response.request, response.url = 200, request, request.url
+                return response
+
+            def close(self) -> None:
+                pass
+
+        with requests.Session() as session:
+            session.mount("http://", Adapter())
+            session.mount("https://", Adapter())
+            session.auth = RequestsAuth(base_url=base_url, pair=PAIR)
+            session.get(url, timeout=10)
+    assert len(seen) == 1
+    return seen[0] == f"Bearer {PAIR.access_token}"
+
+
+@pytest.mark.parametrize("kind", ["httpx", "requests"])
+@pytest.mark.parametrize(
+    ("base_url", "url", "same_origin"),
+    [
+        ("http://example.test", "http://example.test:80/me", True),
+        ("https://example.test/", "https://EXAMPLE.test:443/me", True),
+        ("HTTPS://Example.Test:443/api", "https://example.test/elsewhere", True),
+        ("http://[::1]:8080", "http://[::1]:8080/me", True),
+        ("http://bücher.example", "http://xn--bcher-kva.example/me", True),
+        ("http://example.test", "https://example.test/me", False),
+        ("https://example.test", "http://example.test:443/me", False),
+        ("https://example.test", "https://example.test:8443/me", False),
+        ("http://[::1]:8080", "http://[::1]:8081/me", False),
+        ("http://example.test", "http://api.example.test/me", False),
+        ("http://example.test", "http://example.test.evil/me", False),
+        ("http://127.0.0.1:5000", "http://localhost:5000/me", False),
+    ],
+)
+def test_the_token_goes_to_base_urls_origin_only(
+    kind: str, base_url: str, url: str, same_origin: bool
+) -> None:
+    assert sent_with_token(kind, base_url, url) is same_origin
