@@ -5,7 +5,7 @@ Layout, all keys of one user under one hash tag so a script touches one cluster 
     {prefix}:{u<base64url(user id)>}:s:<sid>   hash: the session (see lua/create.lua)
     {prefix}:{u<base64url(user id)>}:r:<sid>   hash: the newest pair's claims, kept only
                                                for the grace window (lua/rotate.lua)
-    {prefix}:{u<base64url(user id)>}:idx       sorted set: sid -> absolute end; a session
+    {prefix}:{u<base64url(user id)>}:idx       sorted set: sid -> absolute end (us); a session
                                                is alive only while it is in here
 
 Redis holds refresh-token *ids* and unsigned claim templates, never a token or a hash of

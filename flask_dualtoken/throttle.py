@@ -3,11 +3,11 @@
 Every login reserves its attempt atomically (lua/reserve.lua) before any password is
 checked, so however many requests arrive at once, on however many processes, at most the
 limit reach ``authenticate`` in a window. A failure keeps its reservation (it is the
-failure count); a success gives it back in the same round trip that stores the session
-(lua/release.lua). Usernames are counted case-folded, so "Alice" and "alice" share one
-budget, and a success clears only the attempts made under its own exact spelling, so
-logging in as "CAROL" never clears guesses at "carol". Counter keys always carry their
-window's expiry.
+failure count); a success gives back its own, in the round trip that stores the session
+(lua/release.lua), and clears nothing else: a success under one spelling ("CAROL") must
+not hand guesses at another ("carol") new attempts, and one in the middle of a burst must
+not free the burst's. Usernames are counted case-folded, so "Alice" and "alice" share one
+budget. Counter keys always carry their window's expiry.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ class Reservation:
 class _Counter:
     key: str
     limit: int
-    field: str  # '' for an address counter
 
 
 class LoginThrottle:
@@ -50,10 +49,10 @@ class LoginThrottle:
         counters = []
         if self._user_limit:
             key = f"{self._prefix}:{hash_tag('l', username.casefold())}:tries"
-            counters.append(_Counter(key, self._user_limit, "u:" + username))
+            counters.append(_Counter(key, self._user_limit))
         if self._address_limit and ip:
             key = f"{self._prefix}:{hash_tag('a', ip)}:tries"
-            counters.append(_Counter(key, self._address_limit, ""))
+            counters.append(_Counter(key, self._address_limit))
         return counters
 
     def reserve(self, username: str, ip: str) -> tuple[int, Reservation]:
@@ -62,16 +61,16 @@ class LoginThrottle:
         counters = self._counters(username, ip)
         if not counters:
             return 0, Reservation()
-        calls = [RESERVE([c.key], [c.limit, self._window, c.field]) for c in counters]
+        calls = [RESERVE([c.key], [c.limit, self._window]) for c in counters]
         try:
             replies = run_many(self._client, calls)
             granted = [c for c, (ok, _) in zip(counters, replies, strict=True) if ok]
             if len(granted) < len(counters):
                 # A full counter refuses the attempt: give back what the others reserved.
                 if granted:
-                    run_many(self._client, [RELEASE([c.key], [c.field, "one"]) for c in granted])
+                    run_many(self._client, [RELEASE([c.key], []) for c in granted])
                 wait_ms = max(int(ttl) for ok, ttl in replies if not ok)
                 return max(1, -(-wait_ms // 1000)), Reservation()
         except STORE_ERRORS as exc:
             raise store_unavailable(exc) from None
-        return 0, Reservation(tuple(RELEASE([c.key], [c.field, "all"]) for c in counters))
+        return 0, Reservation(tuple(RELEASE([c.key], []) for c in counters))

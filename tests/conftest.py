@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import fakeredis
+import jwt
 import pytest
 import redis
 import time_machine
@@ -487,6 +488,11 @@ class Api:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def sid_of(pair: dict[str, Any]) -> str:
+    """The session id of a login or reissue answer, read from its access token."""
+    return str(jwt.decode(pair["access_token"], options={"verify_signature": False})["sid"])
 
 
 @pytest.fixture

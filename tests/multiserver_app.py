@@ -4,8 +4,10 @@ one in-memory user, and a protected route."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
+import redis
 from flask import Flask
 
 from flask_dualtoken import DualToken, current_user, jwt_required
@@ -26,8 +28,14 @@ def create_app() -> Flask:
     )
     dualtoken = DualToken(app)
 
+    # Every authenticate call is counted in Redis, so a test can check a limit across
+    # processes; each call takes as long as a quick password hash.
+    counter = redis.Redis.from_url(os.environ["DUALTOKEN_TEST_REDIS_URL"])
+
     @dualtoken.authenticate
     def authenticate(username: str, password: str) -> User | None:
+        counter.incr("test:authenticate_calls")
+        time.sleep(0.02)
         return User() if (username, password) == ("alice", "correct horse") else None
 
     @dualtoken.user_loader

@@ -12,9 +12,8 @@ import logging
 import re
 from typing import Any
 
-import jwt
 import pytest
-from conftest import Api, bearer
+from conftest import Api, bearer, sid_of
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -54,10 +53,6 @@ MAX_ADDRESS_CHARS = 64
 
 def unsafe_in(text: str, allowed: str = "") -> list[str]:
     return [c for c in UNSAFE.findall(text) if c not in allowed]
-
-
-def sid_of(pair: dict[str, Any]) -> str:
-    return str(jwt.decode(pair["access_token"], options={"verify_signature": False})["sid"])
 
 
 def cli(app: Flask, *args: str) -> Any:

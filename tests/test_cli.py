@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import jwt
-from conftest import Api, bearer
+from conftest import Api, bearer, sid_of
 from flask import Flask
 
 from flask_dualtoken.config import load_settings
@@ -15,10 +14,6 @@ from flask_dualtoken.tokens import new_id
 
 def run(app: Flask, *args: str) -> Any:
     return app.test_cli_runner().invoke(args=["dualtoken", *args])
-
-
-def sid_of(pair: dict[str, Any]) -> str:
-    return jwt.decode(pair["access_token"], options={"verify_signature": False})["sid"]
 
 
 def test_gen_secret_prints_a_strong_secret_the_app_accepts(app: Flask) -> None:

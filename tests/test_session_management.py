@@ -8,17 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import fakeredis
-import jwt
 import pytest
-from conftest import Api, Users, bearer
+from conftest import Api, Users, bearer, sid_of
 from flask import Flask
 
 from flask_dualtoken import signals
 from flask_dualtoken.store import SessionStore
-
-
-def sid_of(pair: dict[str, Any]) -> str:
-    return jwt.decode(pair["access_token"], options={"verify_signature": False})["sid"]
 
 
 def dualtoken_of(app: Flask) -> Any:

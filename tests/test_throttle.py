@@ -10,6 +10,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_dualtoken import signals
+from flask_dualtoken.state import get_state
 
 
 def attempt(api: Api, username: str = "alice", password: str = "wrong", **kw: Any) -> Any:
@@ -48,13 +49,53 @@ def test_other_usernames_are_not_affected(api: Api) -> None:
     assert attempt(api, "bob", "correct horse").status_code == 200
 
 
-def test_a_success_clears_the_username_counter(api: Api) -> None:
+def test_a_success_gives_back_its_own_attempt_and_clears_no_failure(api: Api) -> None:
     for _ in range(4):
         attempt(api)
-    api.login()
+    for _ in range(3):
+        api.login()  # successes cost nothing
+    assert attempt(api).status_code == 401  # the fifth failure of the same window
+    assert attempt(api).status_code == 429
+
+
+def test_a_login_as_one_spelling_never_clears_guesses_at_another(
+    make_app: Any, users: Users
+) -> None:
+    # Two accounts whose names fold to one: what guesses at one counted must stand.
+    users.add("carol", "carol-password")
+    users.add("CAROL", "CAROL-password")
+    api = Api(make_app())
     for _ in range(4):
-        assert attempt(api).status_code == 401
-    assert attempt(api).status_code == 401  # the fifth failure of a new count
+        assert attempt(api, "carol").status_code == 401
+    assert attempt(api, "CAROL", "CAROL-password").status_code == 200
+    assert attempt(api, "carol").status_code == 401
+    assert attempt(api, "carol").status_code == 429
+    assert attempt(api, "carol", "carol-password").status_code == 429
+
+
+def test_a_counter_left_without_expiry_gets_one(app: Flask, api: Api) -> None:
+    state = get_state(app)
+    key = state.throttle._counters("alice", "127.0.0.1")[0].key
+    state.store.client.set(key, 2)  # as a non-atomic SET NX EX then INCR could leave it
+    assert attempt(api).status_code == 401
+    assert 0 < state.store.client.ttl(key) <= 300
+    state.store.client.set(key, 9)
+    assert attempt(api).status_code == 429
+    assert 0 < state.store.client.ttl(key) <= 300
+
+
+def test_every_counter_carries_its_expiry_when_its_window_ends_mid_attempt(
+    app: Flask, api: Api
+) -> None:
+    state = get_state(app)
+    keys = [c.key for c in state.throttle._counters("alice", "127.0.0.1")]
+    for _ in range(60):
+        for key in keys:  # the window ends (about) now, between or inside our steps
+            if state.store.client.exists(key):
+                state.store.client.pexpire(key, 1)
+        attempt(api)
+        for key in keys:
+            assert state.store.client.ttl(key) != -1, "a counter must never lose its expiry"
 
 
 def test_the_window_ends_and_logins_work_again(make_app: Any, clock: Clock) -> None:

@@ -19,7 +19,7 @@ redis.call('EXPIREAT', KEYS[1], fmt(rt_exp + margin))
 -- The index: drop sessions past their end, then make room under the cap by ending the
 -- sessions that end first (the oldest), at most evict_max per call so that the work stays
 -- bounded even right after the cap was lowered.
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', fmt(now_s))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', fmt(now_us))
 local reply = {'created', fmt(now_s), fmt(at_exp), fmt(rt_exp)}
 if cap > 0 then
   local excess = math.min(redis.call('ZCARD', KEYS[2]) - cap + 1, evict_max)
@@ -28,6 +28,6 @@ if cap > 0 then
     for i = 1, #popped, 2 do table.insert(reply, popped[i]) end
   end
 end
-redis.call('ZADD', KEYS[2], fmt(abs_end), ARGV[2])
+redis.call('ZADD', KEYS[2], fmt(now_us + max_age * 1000000), ARGV[2])
 extend_expiry(KEYS[2], abs_end + margin, now_s)
 return reply

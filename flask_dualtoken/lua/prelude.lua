@@ -9,13 +9,14 @@ local function clock()
   return s, s * 1000000 + tonumber(t[2])
 end
 
--- A session is alive while its id is in the user's index (sid -> absolute end) with an end
+-- A session is alive while its id is in the user's index (sid -> absolute end, in
+-- microseconds so that the oldest of sessions started in one second is known) with an end
 -- still ahead. Every way a session ends removes it there (logout, revocation, reuse, the
 -- session cap, logout-all dropping the whole index), and nothing ever adds an id again, so
 -- an ended session cannot come back, whatever the settings or key lifetimes.
-local function alive(index, sid, now_s)
+local function alive(index, sid, now_us)
   local ends = redis.call('ZSCORE', index, sid)
-  return ends ~= false and ends ~= nil and tonumber(ends) > now_s
+  return ends ~= false and ends ~= nil and tonumber(ends) > now_us
 end
 
 -- Push a key's expiry out to at_s, never pull it in: a process with shorter lifetimes

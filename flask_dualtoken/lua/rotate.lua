@@ -10,7 +10,7 @@ if h[2] then return {'revoked', h[2]} end
 local abs_end = tonumber(h[3])
 if now_s >= abs_end then return {'expired'} end
 -- Out of the index: ended by logout-all or by the session cap.
-if not alive(KEYS[2], ARGV[2], now_s) then return {'revoked', 'ended'} end
+if not alive(KEYS[2], ARGV[2], now_us) then return {'revoked', 'ended'} end
 local grace_us = tonumber(ARGV[9])
 
 local presented = ARGV[3]

@@ -4,10 +4,10 @@
 -- {'revoked'} (and nothing listed) when the caller's own session has ended.
 -- KEYS: user index
 -- ARGV: session key prefix, caller's sid ('' when not acting for a session), limit
-local now_s = clock()
-if ARGV[2] ~= '' and not alive(KEYS[1], ARGV[2], now_s) then return {'revoked'} end
+local now_s, now_us = clock()
+if ARGV[2] ~= '' and not alive(KEYS[1], ARGV[2], now_us) then return {'revoked'} end
 local out = {'ok'}
-local sids = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '(' .. fmt(now_s),
+local sids = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '(' .. fmt(now_us),
   'LIMIT', 0, tonumber(ARGV[3]))
 for _, sid in ipairs(sids) do
   local key = ARGV[1] .. sid
