@@ -26,19 +26,23 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
+import jwt
+from werkzeug.datastructures import MultiDict
 from werkzeug.http import dump_cookie
 from werkzeug.wrappers import Response
 
 from .config import Settings
 from .errors import CsrfFailed, RefreshTokenInvalid
 from .keys import derive_key
-from .tokens import TokenPair
+from .tokens import MAX_TOKEN_BYTES, TokenPair
 
 CSRF_LABEL = b"csrf"
 #: Sent by a client of a DUALTOKEN_TOKEN_LOCATION="both" app to get a login in cookies.
 TRANSPORT_HEADER = "X-Token-Transport"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _SEPARATOR = "~"  # a cookie-safe character that never occurs in a JWT
+#: Refresh cookies looked at in one request: bounds the work planted cookies can cause.
+MAX_REFRESH_COOKIES = 8
 
 
 class CookieJar:
@@ -75,15 +79,21 @@ class CookieJar:
         Every key is compared (the current secret's and the previous ones', since the token
         outlives a secret rotation until the next reissue), in constant time.
         """
+        if not self._proves(session_id, proof):
+            raise self._csrf_failed()
+
+    def _proves(self, session_id: str, proof: str | None) -> bool:
         given = (proof or "").encode("latin-1", "replace")
         matched = False
         for key in self._csrf_keys:
             matched |= hmac.compare_digest(_csrf_value(key, session_id).encode(), given)
-        if not proof or not matched:
-            raise CsrfFailed(
-                f"This request authenticates with cookies, so it must carry the "
-                f"'{self.csrf_header}' header with the value of the {self.csrf_name} cookie."
-            )
+        return bool(proof) and matched
+
+    def _csrf_failed(self) -> CsrfFailed:
+        return CsrfFailed(
+            f"This request authenticates with cookies, so it must carry the "
+            f"'{self.csrf_header}' header with the value of the {self.csrf_name} cookie."
+        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -92,13 +102,29 @@ class CookieJar:
             return None
         return cookies.get(self.access_name) or None
 
-    def has_refresh(self, cookies: dict[str, str]) -> bool:
-        return bool(cookies.get(self.refresh_name))
+    def refresh_cookies(self, cookies: MultiDict[str, str]) -> list[str]:
+        """Every refresh cookie the browser sent, at most MAX_REFRESH_COOKIES of them.
 
-    def refresh_pair(self, cookies: dict[str, str]) -> tuple[str, str]:
-        """The (access, refresh) tokens of the refresh cookie; both still to be verified."""
-        access, sep, refresh = cookies.get(self.refresh_name, "").partition(_SEPARATOR)
-        if not sep or not access or not refresh:
+        The refresh cookie cannot carry the ``__Host-`` prefix (its path is not ``/``), so
+        a sibling subdomain can plant a second one beside ours (cookie tossing).
+        """
+        return [v for v in cookies.getlist(self.refresh_name) if v][:MAX_REFRESH_COOKIES]
+
+    def refresh_pair(self, values: list[str], proof: str | None) -> tuple[str, str]:
+        """The (access, refresh) tokens of the refresh cookie to use; still to be verified.
+
+        With one cookie, that one. With several, the one whose session the CSRF proof
+        belongs to: a planted cookie's session is not the page's, and the proof is an HMAC
+        of the session id that no one can make without the secret. None matching is 403.
+        """
+        if len(values) > 1:
+            for value in values:
+                access, refresh = _split(value)
+                if access and self._proves(_unverified_sid(access), proof):
+                    return access, refresh
+            raise self._csrf_failed()
+        access, refresh = _split(values[0])
+        if not access or not refresh:
             raise RefreshTokenInvalid()
         return access, refresh
 
@@ -169,6 +195,23 @@ class CookieJar:
             samesite=self._samesite,
         )
         return "Set-Cookie", header
+
+
+def _split(value: str) -> tuple[str, str]:
+    access, _, refresh = value.partition(_SEPARATOR)
+    return access, refresh
+
+
+def _unverified_sid(access_token: str) -> str:
+    """The ``sid`` an access token claims, unverified: only to pick among cookies; the one
+    picked is verified in full afterwards."""
+    if len(access_token) > MAX_TOKEN_BYTES:
+        return ""
+    try:
+        sid = jwt.decode(access_token, options={"verify_signature": False}).get("sid")
+    except (jwt.InvalidTokenError, ValueError, TypeError):
+        return ""
+    return sid if isinstance(sid, str) else ""
 
 
 def _csrf_value(key: bytes, session_id: str) -> str:

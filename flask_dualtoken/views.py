@@ -123,24 +123,25 @@ def _uses_cookies() -> bool:
     return "refresh_token" not in _json_object()
 
 
-def _cookie_inputs() -> tuple[str, str]:
+def _cookie_inputs() -> tuple[str, str, sessions.Proof]:
+    """The refresh cookie's tokens, and the CSRF check they must pass."""
     jar = get_state().cookies
-    if not jar.has_refresh(request.cookies):
+    values = jar.refresh_cookies(request.cookies)
+    if not values:
         raise TokenMissing("There is no refresh cookie: log in again.")
-    return jar.refresh_pair(request.cookies)
-
-
-def _csrf_proof() -> sessions.Proof:
-    jar = get_state().cookies
-    return partial(jar.check_csrf, proof=request.headers.get(jar.csrf_header))
+    proof = request.headers.get(jar.csrf_header)
+    access, refresh = jar.refresh_pair(values, proof)
+    return access, refresh, partial(jar.check_csrf, proof=proof)
 
 
 def _clearing_cookies(exc: DualTokenError) -> DualTokenError:
     # Cookies that failed as credentials can never work again: let the browser drop them.
     # Not on 403 csrf_failed (a cross-site request must not be able to log anyone out),
-    # nor on 503 (the session may be fine).
-    if exc.code == 401:
-        exc.add_headers(get_state().cookies.clear_headers())
+    # nor on 503 (the session may be fine), nor when several refresh cookies came: one was
+    # planted, and our deletion would drop the page's own cookies, not the planted one.
+    jar = get_state().cookies
+    if exc.code == 401 and len(jar.refresh_cookies(request.cookies)) <= 1:
+        exc.add_headers(jar.clear_headers())
     return exc
 
 
@@ -172,10 +173,8 @@ def reissue() -> Response:
             sessions.reissue(get_state(), access, refresh, request_client()), False
         )
     try:
-        access, refresh = _cookie_inputs()
-        pair = sessions.reissue(
-            get_state(), access, refresh, request_client(), proof=_csrf_proof()
-        )
+        access, refresh, proof = _cookie_inputs()
+        pair = sessions.reissue(get_state(), access, refresh, request_client(), proof=proof)
     except DualTokenError as exc:
         raise _clearing_cookies(exc) from None
     return _pair_response(pair, True)
@@ -188,8 +187,8 @@ def logout() -> Response:
         sessions.logout(get_state(), access, refresh, request_client())
         return Response(status=204)
     try:
-        access, refresh = _cookie_inputs()
-        sessions.logout(get_state(), access, refresh, request_client(), proof=_csrf_proof())
+        access, refresh, proof = _cookie_inputs()
+        sessions.logout(get_state(), access, refresh, request_client(), proof=proof)
     except DualTokenError as exc:
         raise _clearing_cookies(exc) from None
     return Response(status=204, headers=get_state().cookies.clear_headers())
