@@ -43,11 +43,15 @@ def _json_object() -> dict[str, Any]:
         return cached
     if not request.is_json:
         raise InvalidRequest("The request body must be JSON (Content-Type: application/json).")
-    request.max_content_length = MAX_BODY_BYTES
+    # One byte over the limit: a chunked body (no Content-Length) is cut there rather than
+    # refused, so reading that byte is how an oversized one shows.
+    request.max_content_length = MAX_BODY_BYTES + 1
     try:
         raw = request.get_data(cache=True)
     except RequestEntityTooLarge:
         raise RequestTooLarge() from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise RequestTooLarge()
     try:
         # Parsed here rather than by get_json: deep nesting raises RecursionError, which
         # must be a 400 like any other bad JSON, not a 500.

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import threading
 from typing import Any
 
 import jwt
 import pytest
 from conftest import SECRET, Api, Users
+from flask import Flask
+from werkzeug.serving import make_server
 
 from flask_dualtoken.keys import SigningKeys
 from flask_dualtoken.store import SessionStore
@@ -127,6 +132,40 @@ def test_an_oversized_body_is_413_json(api: Api) -> None:
     )
     assert response.status_code == 413
     assert response.json["error"] == "request_too_large"
+
+
+def chunked_post(app: Flask, body: bytes) -> tuple[int, dict[str, Any]]:
+    """POST /auth/login with a chunked body (no Content-Length) to a real server."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+        connection.request(
+            "POST",
+            "/auth/login",
+            body=iter([body[i : i + 4096] for i in range(0, len(body), 4096)]),
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("extra", [16 * 1024, 1024 * 1024])
+def test_an_oversized_chunked_body_is_413_json(app: Flask, extra: int) -> None:
+    body = json.dumps({"username": "alice", "password": "x", "pad": "y" * extra}).encode()
+    status, answer = chunked_post(app, body)
+    assert (status, answer["error"]) == (413, "request_too_large")
+
+
+def test_a_chunked_body_within_the_limit_is_read_whole(app: Flask) -> None:
+    body = json.dumps({"username": "alice", "password": "correct horse", "pad": "y" * 16000})
+    status, answer = chunked_post(app, body.encode())
+    assert status == 200, answer
 
 
 ROUTES = {
