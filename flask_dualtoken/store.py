@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -75,20 +76,25 @@ def connect(settings: Settings) -> RedisClient:
     }
     parts = urlsplit(url)
     if scheme.endswith("+cluster"):
-        return RedisCluster(
-            startup_nodes=[
-                ClusterNode(host, port)  # type: ignore[no-untyped-call]
-                for host, port in cluster_nodes(url)
-            ],
-            ssl=scheme.startswith("rediss"),
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-            # A moved slot or a failed-over master is retried; a dead cluster is not
-            # retried for long.
-            retry=Retry(NoBackoff(), 2),
-            username=parts.username,
-            password=parts.password,
-        )
+
+        def cluster() -> RedisCluster:
+            return RedisCluster(
+                startup_nodes=[
+                    ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                    for host, port in cluster_nodes(url)
+                ],
+                ssl=scheme.startswith("rediss"),
+                socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT,
+                # A moved slot or a failed-over master is retried; a dead cluster is not
+                # retried for long.
+                retry=Retry(NoBackoff(), 2),
+                username=parts.username,
+                password=parts.password,
+            )
+
+        # Duck-typed stand-in: every attribute is the real client's, built at first use.
+        return cast(RedisCluster, LazyCluster(cluster))
     if scheme == "redis+sentinel":
         hosts, service, db = sentinel_parts(url)
         sentinel = Sentinel(hosts, sentinel_kwargs=dict(timeouts))  # type: ignore[no-untyped-call]
@@ -97,6 +103,43 @@ def connect(settings: Settings) -> RedisClient:
         )
         return master
     return redis.Redis.from_url(url, **timeouts)
+
+
+class LazyCluster:
+    """A cluster client built at first use, and built again until that works.
+
+    ``RedisCluster`` asks the nodes for the slot map in its constructor; ``init_app`` must
+    not depend on the store being up (an app whose cluster is down at start-up logs a
+    warning and answers 503 until it is back, and its CLI, ``gen-secret`` included, works).
+    """
+
+    def __init__(self, factory: Callable[[], RedisCluster]) -> None:
+        self._factory = factory
+        self._client: RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> RedisCluster:
+        client = self._client
+        if client is None:
+            with self._lock:
+                client = self._client
+                if client is None:
+                    try:
+                        client = self._client = self._factory()
+                    except STORE_ERRORS as exc:
+                        logger.warning("Redis Cluster not reachable: %s", exc)
+                        raise redis.ConnectionError("Redis Cluster not reachable") from None
+        return client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __repr__(self) -> str:
+        return "LazyCluster(connected)" if self._client is not None else "LazyCluster()"
 
 
 def _memory_client() -> redis.Redis:

@@ -250,7 +250,7 @@ def cluster_ports(count: int) -> list[int]:
     return ports
 
 
-def _redis_binary() -> str:
+def redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         reason = (
@@ -265,7 +265,7 @@ def _redis_binary() -> str:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(_redis_binary(), free_port())
+    server = RedisServer(redis_binary(), free_port())
     server.start()
     yield server
     server.stop()
@@ -274,7 +274,7 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def own_redis_server() -> Iterator[RedisServer]:
     """A server this test may stop and restart."""
-    server = RedisServer(_redis_binary(), free_port())
+    server = RedisServer(redis_binary(), free_port())
     server.start()
     yield server
     server.stop()
@@ -282,7 +282,7 @@ def own_redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def redis_sentinel() -> Iterator[SentinelSetup]:
-    setup = SentinelSetup(_redis_binary())
+    setup = SentinelSetup(redis_binary())
     try:
         setup.start()
         yield setup
@@ -292,7 +292,7 @@ def redis_sentinel() -> Iterator[SentinelSetup]:
 
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisClusterServers]:
-    cluster = RedisClusterServers(_redis_binary())
+    cluster = RedisClusterServers(redis_binary())
     try:
         cluster.start()
         yield cluster

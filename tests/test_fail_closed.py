@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Api, RedisServer, Users, app_on_url
+from conftest import Api, RedisClusterServers, RedisServer, Users, app_on_url, redis_binary
 from flask import Flask
 
 pytestmark = pytest.mark.real_redis
@@ -52,7 +52,9 @@ def test_service_recovers_when_redis_returns(
     assert api.reissue(fresh).status_code == 200
 
 
-def test_a_script_error_is_a_503_not_a_500(outage_app: Any, own_redis_server: RedisServer) -> None:
+def test_a_script_error_is_a_503_not_a_500(
+    outage_app: Any, own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
     api = Api(outage_app)
     pair = api.login()
     # Break the session hash: the script's HMGET now hits a wrong-type key.
@@ -61,6 +63,44 @@ def test_a_script_error_is_a_503_not_a_500(outage_app: Any, own_redis_server: Re
             client.delete(key)
             client.set(key, "not a hash")
     assert_unavailable(api.reissue(pair))
+    # ... and the log tells the operator it is a bug, not an outage, with Redis's text.
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "not an outage" in line
+    assert "WRONGTYPE" in line
+    assert pair["refresh_token"] not in caplog.text
+
+
+def test_an_outage_is_logged_as_one(
+    outage_app: Any, own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = Api(outage_app)
+    own_redis_server.stop()
+    response = api.client.post("/auth/login", json={"username": "alice", "password": "x"})
+    assert_unavailable(response)
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith("session store unavailable: ConnectionError")
+
+
+@pytest.mark.cluster
+def test_a_cluster_down_at_start_up_is_a_warning_then_503s_until_it_is_back(
+    users: Users, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = RedisClusterServers(redis_binary())
+    try:
+        with app_on_url(users, cluster.url) as app:  # no node answers yet: init_app works
+            result = app.test_cli_runner().invoke(args=["dualtoken", "gen-secret"])
+            assert result.exit_code == 0 and len(result.output.strip()) == 64
+            api = Api(app)
+            response = api.client.post(
+                "/auth/login", json={"username": "alice", "password": "correct horse"}
+            )
+            assert_unavailable(response)
+            assert "Redis Cluster not reachable" in caplog.text
+            cluster.start()
+            pair = api.login()
+            assert api.reissue(pair).status_code == 200
+    finally:
+        cluster.stop()
 
 
 @pytest.mark.cluster

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from appserver import Server
-from conftest import RedisServer, _redis_binary, free_port
+from conftest import RedisServer, redis_binary, free_port
 
 pytestmark = pytest.mark.real_redis
 
@@ -21,7 +21,7 @@ RUN_SECONDS = 7.0
 
 
 def test_a_redis_outage_mid_load_is_503s_then_recovery() -> None:
-    redis = RedisServer(_redis_binary(), free_port())
+    redis = RedisServer(redis_binary(), free_port())
     # Persisted on every write, so the sessions of the run survive the restart.
     redis.start("--appendonly", "yes", "--appendfsync", "always")
     server = Server("a", redis.url)
