@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 from . import sessions
 from .errors import StoreUnavailable
 from .state import get_state
-from .store import ClientInfo
+from .store import EVICTION_WARNING, ClientInfo
 
 cli = AppGroup("dualtoken", help="flask-dualtoken: secrets and sessions.")
 
@@ -99,9 +99,13 @@ def stats() -> None:
         store.client.ping()
         latency_ms = (time.perf_counter() - start) * 1000
         live = store.count_live_sessions()
+        policy = store.eviction_policy()
     except StoreUnavailable:
         raise click.ClickException("the session store is unavailable") from None
     except Exception as exc:  # any client error: report it, do not print a traceback
         raise click.ClickException(f"the session store is unavailable: {exc}") from None
     click.echo(f"store: ok ({latency_ms:.2f} ms round trip)")
     click.echo(f"live sessions: {live}")
+    click.echo(f"eviction policy: {policy or 'not reported by the server'}")
+    if policy is not None and policy != "noeviction":
+        click.echo("warning: " + EVICTION_WARNING % policy, err=True)

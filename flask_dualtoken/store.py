@@ -51,6 +51,14 @@ REVOKE_ALL = LuaScript("revoke_all")
 CHECK = LuaScript("check")
 SESSIONS = LuaScript("sessions")
 
+EVICTION_WARNING = (
+    "Redis runs with maxmemory-policy %s: under memory pressure it may evict this "
+    "library's keys, which ends sessions early, lets a refresh within the grace window be "
+    "taken for reuse, and resets login attempt counters. Run it with "
+    "maxmemory-policy noeviction (then a full Redis answers errors, and logins and "
+    "reissues 503)."
+)
+
 #: The most sessions one login ends to stay under DUALTOKEN_MAX_SESSIONS: bounds the work
 #: of one script even right after the cap was lowered (later logins end the rest).
 MAX_EVICTIONS_PER_LOGIN = 100
@@ -233,6 +241,7 @@ class SessionStore:
         # Keys outlive the refresh token by the leeway, so a late but accepted token still
         # gets a precise answer (revoked, reused) instead of "unknown".
         self._margin = settings.leeway + 1
+        self._policy_checked = False
 
     def session_key(self, user_id: str, sid: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:s:{sid}"
@@ -252,10 +261,41 @@ class SessionStore:
 
     def _run(self, call: ScriptCall) -> Any:
         try:
-            return run(self.client, call)
+            reply = run(self.client, call)
         except STORE_ERRORS as exc:
             # Fail closed: nothing is issued unless the script ran to the end.
             raise store_unavailable(exc) from None
+        self._first_contact()
+        return reply
+
+    def _first_contact(self) -> None:
+        """Once per process, when the store first answers (init_app does no I/O): warn
+        when Redis may evict keys under memory pressure."""
+        if self._policy_checked:
+            return
+        self._policy_checked = True
+        policy = self.eviction_policy()
+        if policy is not None and policy != "noeviction":
+            logger.warning(EVICTION_WARNING, policy)
+
+    def eviction_policy(self) -> str | None:
+        """Redis's ``maxmemory-policy`` (on a cluster, the first node's that is not
+        ``noeviction``); None when the server does not say (some managed services)."""
+        try:
+            info: Any = self.client.info("memory")
+        except STORE_ERRORS:
+            return None
+        if not isinstance(info, dict):
+            return None
+        nodes = [info] if "maxmemory_policy" in info else list(info.values())
+        policies = [
+            str(n["maxmemory_policy"])
+            for n in nodes
+            if isinstance(n, dict) and n.get("maxmemory_policy")
+        ]
+        if not policies:
+            return None
+        return next((p for p in policies if p != "noeviction"), "noeviction")
 
     def create(
         self,
@@ -281,6 +321,7 @@ class SessionStore:
             reply = _text(run_many(self.client, [call, *also])[0])
         except STORE_ERRORS as exc:
             raise store_unavailable(exc) from None
+        self._first_contact()
         grant = Grant(access_template, refresh_template, 0, *map(int, reply[1:4]))
         return Created(grant, tuple(reply[4:]))
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Api, bearer, sid_of
+import pytest
+from conftest import Api, RedisServer, bearer, sid_of
 from flask import Flask
 
 from flask_dualtoken.config import load_settings
@@ -108,3 +109,36 @@ def test_commands_fail_cleanly_when_the_store_is_down(users: Any) -> None:
             assert result.exit_code == 1
             assert "unavailable" in result.output
             assert "Traceback" not in result.output
+
+
+@pytest.mark.real_redis
+def test_stats_and_the_first_request_warn_when_redis_may_evict(
+    own_redis_server: RedisServer, users: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from conftest import app_on_url
+
+    with own_redis_server.client() as direct:
+        direct.config_set("maxmemory-policy", "volatile-lru")
+    with app_on_url(users, own_redis_server.url) as app:
+        assert not caplog.records, "init_app talks to no store"
+        Api(app).login()
+        Api(app).login()
+        warnings = [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+        assert len(warnings) == 1, "once per process"
+        assert "volatile-lru" in warnings[0].getMessage()
+        result = app.test_cli_runner().invoke(args=["dualtoken", "stats"])
+        assert "eviction policy: volatile-lru" in result.output
+        assert "noeviction" in result.stderr
+
+
+@pytest.mark.real_redis
+def test_no_warning_with_noeviction(
+    redis_server: RedisServer, users: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from conftest import app_on_url
+
+    with app_on_url(users, redis_server.url) as app:
+        Api(app).login()
+        assert not [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+        result = run(app, "stats")
+        assert "eviction policy: noeviction" in result.output
