@@ -51,7 +51,10 @@ class DualTokenError(HTTPException):
             return None
         if self.bearer_error is None:  # RFC 6750 3.1: no credentials, no error code
             return 'Bearer realm="api"'
-        message = (self.description or "").replace("\\", "").replace('"', "'")
+        # Descriptions are our own text; still, nothing but printable ASCII goes in a header.
+        message = "".join(
+            "'" if c == '"' else c for c in self.description or "" if " " <= c <= "~" and c != "\\"
+        )
         return f'Bearer realm="api", error="{self.bearer_error}", error_description="{message}"'
 
     def get_body(self, environ: Any = None, scope: dict[str, Any] | None = None) -> str:

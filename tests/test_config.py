@@ -183,3 +183,34 @@ def test_a_ready_cluster_client_is_accepted() -> None:
 
     client = RedisCluster.__new__(RedisCluster)  # no connection needed to check the type
     assert _redis_client(client) is client
+
+
+def test_no_secret_key_or_password_in_any_repr(users: Any) -> None:
+    from conftest import SECRET, build_app
+
+    from flask_dualtoken.cookies import CSRF_LABEL
+    from flask_dualtoken.keys import ACCESS_LABEL, REFRESH_LABEL, derive_key
+    from flask_dualtoken.state import get_state
+
+    previous = "previous-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+    url = "redis://app-user:redis-pass-word@127.0.0.1:1/0"
+    app = build_app(
+        None,
+        users,
+        DUALTOKEN_REDIS=None,
+        DUALTOKEN_REDIS_URL=url,
+        DUALTOKEN_PREVIOUS_SECRET_KEYS=[previous],
+    )
+    state = get_state(app)
+    shown = " ".join(
+        [repr(state), str(state), repr(state.settings), str(state.settings), repr(state.codec)]
+    )
+    forbidden = [SECRET, previous, "redis-pass-word"]
+    for secret in (SECRET, previous):
+        for label in (ACCESS_LABEL, REFRESH_LABEL, CSRF_LABEL):
+            key = derive_key(secret.encode(), label)
+            forbidden += [repr(key), key.hex(), str(key)]
+        forbidden += [repr(secret.encode()), secret.encode().hex()]
+    assert not [f for f in forbidden if f in shown]
+    assert "app-user:***@127.0.0.1:1" in shown
+    assert "DualToken" in shown or "extension" in shown
