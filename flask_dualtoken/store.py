@@ -29,7 +29,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from .config import Settings, cluster_nodes, sentinel_parts
+from .config import MAX_SESSIONS_CAP, Settings, cluster_nodes, sentinel_parts
 from .errors import SessionRevoked
 from .redis_scripts import STORE_ERRORS, LuaScript, ScriptCall, run, run_many, store_unavailable
 from .tokens import Grant
@@ -243,8 +243,13 @@ class SessionStore:
         self._margin = settings.leeway + 1
         self._policy_checked = False
 
+    def user_prefix(self, user_id: str) -> str:
+        """What every key of one user starts with; scripts that learn which sessions to
+        end only as they run build those sessions' keys from it (same hash tag)."""
+        return f"{self._prefix}:{user_tag(user_id)}:"
+
     def session_key(self, user_id: str, sid: str) -> str:
-        return f"{self._prefix}:{user_tag(user_id)}:s:{sid}"
+        return f"{self.user_prefix(user_id)}s:{sid}"
 
     def index_key(self, user_id: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:idx"
@@ -316,6 +321,7 @@ class SessionStore:
         args: list[str | int] = [user_id, sid, refresh_jti]
         args += [self._access_ttl, self._idle_ttl, self._max_age, self._margin]
         args += [client.ip, client.user_agent, self._max_sessions, MAX_EVICTIONS_PER_LOGIN]
+        args.append(self.user_prefix(user_id))
         call = CREATE(self._keys(user_id, sid)[:2], args)
         try:
             reply = _text(run_many(self.client, [call, *also])[0])
@@ -365,7 +371,8 @@ class SessionStore:
         """End every session of a user, in O(1), including logins racing with this call.
 
         ``caller`` as for ``revoke``."""
-        if int(self._run(REVOKE_ALL([self.index_key(user_id)], [caller or ""]))) < 0:
+        args: list[str | int] = [caller or "", self.user_prefix(user_id), MAX_SESSIONS_CAP]
+        if int(self._run(REVOKE_ALL([self.index_key(user_id)], args))) < 0:
             raise SessionRevoked()
 
     def is_live(self, user_id: str, sid: str) -> bool:
@@ -422,11 +429,11 @@ class SessionStore:
                 for key, (uid, revoked) in zip(keys, pipe.execute(), strict=True)
                 if uid is not None and revoked is None
             ]
-        now = time.time()
+        now_us = time.time() * 1_000_000  # index scores are microseconds
         with self.client.pipeline(transaction=False) as pipe:
             for sid, uid in rows:
                 pipe.zscore(self.index_key(uid), sid)
-            return sum(1 for ends in pipe.execute() if ends is not None and ends > now)
+            return sum(1 for ends in pipe.execute() if ends is not None and ends > now_us)
 
     def session(self, user_id: str, sid: str) -> dict[str, str]:
         """The raw session hash, for inspection and tests (no token material in it)."""

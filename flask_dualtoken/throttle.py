@@ -6,12 +6,14 @@ limit reach ``authenticate`` in a window. A failure keeps its reservation (it is
 failure count); a success gives back its own, in the round trip that stores the session
 (lua/release.lua), and clears nothing else: a success under one spelling ("CAROL") must
 not hand guesses at another ("carol") new attempts, and one in the middle of a burst must
-not free the burst's. Usernames are counted case-folded, so "Alice" and "alice" share one
+not free the burst's. Usernames are counted in a folded form (``fold_username``), so
+spellings an app's lookup may treat as one ("Alice", "ａｌｉｃｅ", "alice ") share one
 budget. Counter keys always carry their window's expiry.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from .config import Settings
@@ -20,6 +22,18 @@ from .store import RedisClient, hash_tag
 
 RESERVE = LuaScript("reserve")
 RELEASE = LuaScript("release")
+
+
+def fold_username(username: str) -> str:
+    """The form a username is counted under: NFKC, case-folded (NFKC again, as Unicode's
+    NFKC_Casefold does), whitespace trimmed and runs of it made one space.
+
+    Broader than any one app's matching on purpose: a database collation that ignores case
+    or trailing spaces, or a username field that applies NFKC, must not give a guesser a
+    fresh budget per spelling. Distinct accounts whose names fold alike share one budget.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
+    return " ".join(folded.split())
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,7 @@ class LoginThrottle:
     def _counters(self, username: str, ip: str) -> list[_Counter]:
         counters = []
         if self._user_limit:
-            key = f"{self._prefix}:{hash_tag('l', username.casefold())}:tries"
+            key = f"{self._prefix}:{hash_tag('l', fold_username(username))}:tries"
             counters.append(_Counter(key, self._user_limit))
         if self._address_limit and ip:
             key = f"{self._prefix}:{hash_tag('a', ip)}:tries"

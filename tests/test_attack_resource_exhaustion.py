@@ -108,3 +108,27 @@ def test_the_throttle_keeps_one_small_counter_per_username(app: Flask, api: Api)
     counters = [k for k in store.client.scan_iter("*:tries") if b"{l" in k]
     assert len(counters) == 1
     assert store.client.get(counters[0]) == b"5"
+
+
+def test_what_one_user_keeps_in_redis_is_bounded_by_the_cap(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(DUALTOKEN_MAX_SESSIONS=5, DUALTOKEN_LOGIN_MAX_ATTEMPTS=0)
+    api = Api(app)
+    for i in range(120):
+        pair = api.login()
+        if i % 3 == 0:
+            api.logout(pair)
+    api.client.post("/auth/logout-all", headers=bearer(api.login()["access_token"]))
+    for _ in range(7):
+        api.login()
+    store = get_state(app).store
+    full, markers = [], []
+    for key in store.client.scan_iter("*:s:*"):
+        fields = store.client.hgetall(key)
+        (full if b"created" in fields else markers).append(key)
+        if b"created" not in fields:
+            assert set(fields) == {b"uid", b"revoked"}
+            assert 0 < store.client.ttl(key) <= 900
+    assert len(full) == 5, "live sessions: the cap; everything else is a short-lived marker"
+    assert not list(store.client.scan_iter("*:r:*"))[5:]

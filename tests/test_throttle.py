@@ -27,14 +27,22 @@ def test_the_sixth_attempt_after_five_failures_is_429_with_retry_after(api: Api)
 
 
 def test_a_throttled_username_is_refused_even_with_the_right_password(
-    api: Api, users: Users, monkeypatch: pytest.MonkeyPatch
+    make_app: Any, users: Users, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    checked: list[str] = []
+    real = users.authenticate
+
+    def authenticate(username: str, password: str) -> Any:
+        checked.append(username)
+        return real(username, password)
+
+    monkeypatch.setattr(users, "authenticate", authenticate)
+    api = Api(make_app())
     for _ in range(5):
         attempt(api)
-    checked: list[str] = []
-    monkeypatch.setattr(users, "authenticate", lambda u, p: checked.append(u))
+    assert len(checked) == 5
     assert attempt(api, password="correct horse").status_code == 429
-    assert checked == [], "no password is checked while throttled"
+    assert len(checked) == 5, "no password is checked while throttled"
 
 
 def test_usernames_are_counted_case_folded(api: Api) -> None:
@@ -155,3 +163,22 @@ def test_throttling_sends_a_signal(app: Flask, api: Api) -> None:
     assert seen[0]["username"] == "alice"
     assert seen[0]["ip"] == "127.0.0.1"
     assert seen[0]["retry_after"] > 0
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["alice", "ＡＬＩＣＥ", "ａｌｉｃｅ", "ªlice", "aℓice", "alicE"],  # NFKC and case
+        ["alice", "alice ", " alice", "alice  ", "\talice"],  # collations that trim
+        ["straße", "STRASSE", "ſtraſſe", "strasse", "STRAẞE"],  # case folding
+    ],
+)
+def test_spellings_an_app_may_treat_as_one_share_one_budget(
+    make_app: Any, users: Users, spellings: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(users, "authenticate", lambda u, p: calls.append(u))
+    api = Api(make_app())  # built after the patch, so its authenticate is the patched one
+    for i in range(12):
+        attempt(api, spellings[i % len(spellings)])
+    assert len(calls) == 5

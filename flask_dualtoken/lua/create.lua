@@ -1,7 +1,10 @@
 -- Start a session at login, within the user's session cap.
 -- KEYS: session hash, user index
 -- ARGV: uid, sid, rt_jti, access_ttl, idle_ttl, max_age, margin, client ip, user agent,
---       max sessions (0: no cap), most sessions one call may end
+--       max sessions (0: no cap), most sessions one call may end, the user's key prefix
+-- The keys of the sessions the cap ends are built from the user's key prefix: which they
+-- are is known only here. They share the index's hash tag, so on a cluster they live in
+-- the same slot.
 local now_s, now_us = clock()
 local max_age, margin = tonumber(ARGV[6]), tonumber(ARGV[7])
 local cap, evict_max = tonumber(ARGV[10]), tonumber(ARGV[11])
@@ -25,7 +28,11 @@ if cap > 0 then
   local excess = math.min(redis.call('ZCARD', KEYS[2]) - cap + 1, evict_max)
   if excess > 0 then
     local popped = redis.call('ZPOPMIN', KEYS[2], excess)
-    for i = 1, #popped, 2 do table.insert(reply, popped[i]) end
+    for i = 1, #popped, 2 do
+      local sid = popped[i]
+      end_session(ARGV[12] .. 's:' .. sid, ARGV[12] .. 'r:' .. sid, 'session_limit')
+      table.insert(reply, sid)
+    end
   end
 end
 redis.call('ZADD', KEYS[2], fmt(now_us + max_age * 1000000), ARGV[2])

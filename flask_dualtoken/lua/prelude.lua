@@ -25,13 +25,26 @@ local function extend_expiry(key, at_s, now_s)
   if redis.call('TTL', key) < at_s - now_s then redis.call('EXPIREAT', key, fmt(at_s)) end
 end
 
--- Revocation is final: the hash keeps a 'revoked' reason until its TTL (the current
--- refresh token's expiry) runs out, so late requests get a precise answer; the replay
--- key goes at once, so nothing replayable stays behind.
+-- An ended session leaves only a marker ('uid' and the 'revoked' reason) for at most
+-- ENDED_MARKER_SECONDS, so a late request still gets a precise answer, and then nothing:
+-- what one user keeps in Redis is bounded by the session cap, however often they log in
+-- and out. The replay key goes at once, so nothing replayable stays behind.
+local ENDED_MARKER_SECONDS = 900
+
+local function end_session(session, replay, reason)
+  local uid = redis.call('HGET', session, 'uid')
+  local ttl = redis.call('TTL', session)
+  redis.call('DEL', session, replay)
+  if uid and ttl > 0 then
+    redis.call('HSET', session, 'uid', uid, 'revoked', reason)
+    redis.call('EXPIRE', session, math.min(ttl, ENDED_MARKER_SECONDS))
+  end
+end
+
+-- Revocation is final: out of the index (which is what ends it), then the marker.
 local function revoke(session, index, replay, sid, reason)
-  redis.call('HSET', session, 'revoked', reason)
-  redis.call('DEL', replay)
   redis.call('ZREM', index, sid)
+  end_session(session, replay, reason)
 end
 
 -- The user agent is kept in pieces of at most 64 bytes ('ua1', 'ua2', ...): Redis keeps a

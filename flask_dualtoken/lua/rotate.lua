@@ -25,7 +25,7 @@ if presented == h[4] then
     'gen', gen, 'prev', presented, 'cur', ARGV[4], 'cur_exp', fmt(rt_exp),
     'rot', fmt(now_us), 'used', fmt(now_us), 'ip', ARGV[11])
   set_agent(KEYS[1], ARGV[12])
-  redis.call('EXPIREAT', KEYS[1], fmt(rt_exp + tonumber(ARGV[10])))
+  extend_expiry(KEYS[1], rt_exp + tonumber(ARGV[10]), now_s)
   -- What a replay within grace must sign again, kept only as long as the grace lasts.
   if grace_us > 0 then
     redis.call('HSET', KEYS[3], 'at', ARGV[5], 'rt', ARGV[6], 'iat', fmt(now_s),
