@@ -7,8 +7,8 @@ failure count); a success gives back its own, in the round trip that stores the 
 (lua/release.lua), and clears nothing else: a success under one spelling ("CAROL") must
 not hand guesses at another ("carol") new attempts, and one in the middle of a burst must
 not free the burst's. Usernames are counted in a folded form (``fold_username``), so
-spellings an app's lookup may treat as one ("Alice", "ａｌｉｃｅ", "alice ") share one
-budget. Counter keys always carry their window's expiry.
+spellings an app's lookup may treat as one ("Alice", fullwidth letters, "alice ") share
+one budget. Counter keys always carry their window's expiry.
 """
 
 from __future__ import annotations
