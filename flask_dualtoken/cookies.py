@@ -27,7 +27,6 @@ import hmac
 from collections.abc import Iterable
 
 import jwt
-from werkzeug.datastructures import MultiDict
 from werkzeug.http import dump_cookie
 from werkzeug.wrappers import Response
 
@@ -97,18 +96,19 @@ class CookieJar:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def access_token(self, cookies: dict[str, str]) -> str | None:
+    def access_token(self, cookie_header: str) -> str | None:
         if not self.access_in_cookie:
             return None
-        return cookies.get(self.access_name) or None
+        found = cookie_values(cookie_header, self.access_name, 1)
+        return found[0] if found else None
 
-    def refresh_cookies(self, cookies: MultiDict[str, str]) -> list[str]:
+    def refresh_cookies(self, cookie_header: str) -> list[str]:
         """Every refresh cookie the browser sent, at most MAX_REFRESH_COOKIES of them.
 
         The refresh cookie cannot carry the ``__Host-`` prefix (its path is not ``/``), so
         a sibling subdomain can plant a second one beside ours (cookie tossing).
         """
-        return [v for v in cookies.getlist(self.refresh_name) if v][:MAX_REFRESH_COOKIES]
+        return cookie_values(cookie_header, self.refresh_name, MAX_REFRESH_COOKIES)
 
     def refresh_pair(self, values: list[str], proof: str | None) -> tuple[str, str]:
         """The (access, refresh) tokens of the refresh cookie to use; still to be verified.
@@ -195,6 +195,24 @@ class CookieJar:
             samesite=self._samesite,
         )
         return "Set-Cookie", header
+
+
+def cookie_values(header: str, name: str, limit: int) -> list[str]:
+    """The values of the cookies called ``name`` in a Cookie header, split on ';' as
+    browsers write it, at most ``limit``.
+
+    Not werkzeug's parser: it reads a double-quoted value across ';', so a planted cookie
+    whose value opens a quote would hide ours behind it (a cookie sandwich). Our values
+    never hold a quote, ';' or space, so a plain split finds every one of them.
+    """
+    found = []
+    for part in header.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and value and key == name:
+            found.append(value)
+            if len(found) == limit:
+                break
+    return found
 
 
 def _split(value: str) -> tuple[str, str]:

@@ -128,7 +128,7 @@ def _uses_cookies() -> bool:
 def _cookie_inputs() -> tuple[str, str, sessions.Proof]:
     """The refresh cookie's tokens, and the CSRF check they must pass."""
     jar = get_state().cookies
-    values = jar.refresh_cookies(request.cookies)
+    values = jar.refresh_cookies(request.headers.get("Cookie", ""))
     if not values:
         raise TokenMissing("There is no refresh cookie: log in again.")
     proof = request.headers.get(jar.csrf_header)
@@ -139,10 +139,11 @@ def _cookie_inputs() -> tuple[str, str, sessions.Proof]:
 def _clearing_cookies(exc: DualTokenError) -> DualTokenError:
     # Cookies that failed as credentials can never work again: let the browser drop them.
     # Not on 403 csrf_failed (a cross-site request must not be able to log anyone out),
-    # nor on 503 (the session may be fine), nor when several refresh cookies came: one was
-    # planted, and our deletion would drop the page's own cookies, not the planted one.
+    # nor on 503 (the session may be fine), nor unless exactly one refresh cookie came:
+    # with several, one was planted, and our deletion would drop the page's own cookies,
+    # not the planted one; with none, there is nothing of ours to drop.
     jar = get_state().cookies
-    if exc.code == 401 and len(jar.refresh_cookies(request.cookies)) <= 1:
+    if exc.code == 401 and len(jar.refresh_cookies(request.headers.get("Cookie", ""))) == 1:
         exc.add_headers(jar.clear_headers())
     return exc
 

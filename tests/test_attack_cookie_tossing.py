@@ -121,3 +121,34 @@ def test_a_flood_of_planted_cookies_is_looked_at_only_so_far(
     response = send(app, "/auth/reissue", [*planted, victim[RT]], victim[CSRF])
     assert response.status_code == 403
     assert len(proved) <= MAX_REFRESH_COOKIES
+
+
+def sandwich(app: Flask, path: str, inner: str, csrf: str) -> TestResponse:
+    """A planted cookie that opens a double quote, ours, and one that closes it: a parser
+    that reads quoted values across ';' sees a single cookie and not ours."""
+    client = app.test_client(use_cookies=False)
+    header = f'a="; {inner}; z=x"'
+    return client.post(path, headers={"Cookie": header, "X-CSRF-Token": csrf})
+
+
+def test_a_cookie_sandwich_neither_hides_the_refresh_cookie_nor_clears_anything(
+    app: Flask,
+) -> None:
+    victim = cookie_login(app)
+    response = sandwich(app, "/auth/reissue", f"{RT}={victim[RT]}", victim[CSRF])
+    assert response.status_code == 200
+    assert not clears_cookies(response)
+
+
+def test_a_cookie_sandwich_does_not_hide_the_access_cookie(app: Flask) -> None:
+    victim = cookie_login(app)
+    client = app.test_client(use_cookies=False)
+    header = f'a="; __Host-dualtoken_at={victim["__Host-dualtoken_at"]}; z=x"'
+    assert client.get("/me", headers={"Cookie": header}).status_code == 200
+
+
+def test_a_request_without_any_refresh_cookie_clears_nothing(app: Flask) -> None:
+    client = app.test_client(use_cookies=False)
+    response = client.post("/auth/reissue", headers={"Cookie": 'a="x; z=y"'})
+    assert (response.status_code, response.json["error"]) == (401, "token_missing")
+    assert not clears_cookies(response)
