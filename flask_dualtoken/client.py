@@ -92,11 +92,11 @@ def _origin(url: str) -> Origin | None:
         port = parts.port
         scheme = parts.scheme.lower()
         host = parts.hostname  # lowercased, IPv6 without brackets
-        if scheme not in _DEFAULT_PORTS or not host:
+        # A host not in ASCII is no origin of ours: base_url must be ASCII (below), and
+        # httpx and requests put a request's host into its ASCII (IDNA) form themselves.
+        if scheme not in _DEFAULT_PORTS or not host or not host.isascii():
             return None
-        if not host.isascii():  # as httpx and requests send it
-            host = host.encode("idna").decode("ascii")
-    except ValueError:  # a bad port, a host IDNA refuses
+    except ValueError:  # a bad port
         return None
     return scheme, host, _DEFAULT_PORTS[scheme] if port is None else port
 
@@ -111,6 +111,11 @@ def _base(base_url: str) -> tuple[str, Origin]:
         raise ValueError("base_url must not carry credentials (user:password@)")
     if parts.query or parts.fragment:
         raise ValueError("base_url must not have a query or a fragment")
+    if not parts.netloc.isascii():
+        # Python's IDNA codec (IDNA 2003) and the HTTP libraries' (IDNA 2008, UTS 46)
+        # spell some names differently (straße: strasse or xn--strae-oqa), so the origin
+        # compared must be the one the libraries connect to: ask for it outright.
+        raise ValueError("base_url must give its host in ASCII (an IDN in its xn-- form)")
     origin = _origin(base_url)
     if origin is None:
         raise ValueError("base_url needs a host, and a valid port if it gives one")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from redis import Redis
 from redis.cluster import RedisCluster
@@ -220,13 +220,17 @@ class _Hidden:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, for logs and reprs."""
+    """The URL with any password replaced (``user:pw@`` or redis-py's ``?password=``), for
+    logs, reprs and error messages."""
     parts = urlsplit(url)
     userinfo, at, hosts = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.partition(":")[0]
-    return parts._replace(netloc=f"{user}:***@{hosts}").geturl()
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hosts}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key.lower() == "password" for key, _ in query):
+        hidden = [(k, "***" if k.lower() == "password" else v) for k, v in query]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
+    return parts.geturl()
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:
@@ -358,7 +362,7 @@ def _redis_url(value: Any) -> str:
         elif parts.scheme == "redis+sentinel":
             sentinel_parts(value)
     except ValueError as exc:
-        raise ConfigError(f"DUALTOKEN_REDIS_URL {value!r}: {exc}") from None
+        raise ConfigError(f"DUALTOKEN_REDIS_URL {redact_url(value)!r}: {exc}") from None
     return value
 
 

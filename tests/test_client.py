@@ -181,6 +181,7 @@ PAIR = Pair("access.token.given", "refresh.token.given")
         "http://example.test/#top",
         "http://example.test:99999",
         "http://example.test:port",
+        "https://stra\u00dfe.example",
     ],
 )
 def test_a_base_url_that_is_not_one_origin_is_refused(helper: Any, base_url: str) -> None:
@@ -241,7 +242,10 @@ def sent_with_token(kind: str, base_url: str, url: str) -> bool:
         ("https://example.test/", "https://EXAMPLE.test:443/me", True),
         ("HTTPS://Example.Test:443/api", "https://example.test/elsewhere", True),
         ("http://[::1]:8080", "http://[::1]:8080/me", True),
-        ("http://bücher.example", "http://xn--bcher-kva.example/me", True),
+        ("http://xn--bcher-kva.example", "http://b\u00fccher.example/me", True),
+        # IDNA 2008 keeps sharp s (xn--strae-oqa); IDNA 2003 would make it strasse.
+        ("https://xn--strae-oqa.example", "https://stra\u00dfe.example/me", True),
+        ("https://xn--strae-oqa.example", "https://strasse.example/me", False),
         ("http://example.test", "https://example.test/me", False),
         ("https://example.test", "http://example.test:443/me", False),
         ("https://example.test", "https://example.test:8443/me", False),

@@ -214,3 +214,26 @@ def test_no_secret_key_or_password_in_any_repr(users: Any) -> None:
     assert not [f for f in forbidden if f in shown]
     assert "app-user:***@127.0.0.1:1" in shown
     assert "DualToken" in shown or "extension" in shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:1/0?password=redis-pass-word",
+        "unix:///run/redis.sock?db=0&password=redis-pass-word",
+        "redis://:redis-pass-word@127.0.0.1:1/0",
+    ],
+)
+def test_no_redis_password_in_the_settings_repr(url: str) -> None:
+    settings = load_settings({"DUALTOKEN_SECRET_KEY": SECRET, "DUALTOKEN_REDIS_URL": url})
+    assert "redis-pass-word" not in repr(settings)
+    assert "***" in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis+sentinel://:redis-pass-word@h1:26379", "redis+cluster://:redis-pass-word@h1:x"]
+)
+def test_no_redis_password_in_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"DUALTOKEN_SECRET_KEY": SECRET, "DUALTOKEN_REDIS_URL": url})
+    assert "redis-pass-word" not in str(raised.value)
