@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from redis import Redis
 from redis.cluster import RedisCluster
@@ -220,17 +220,12 @@ class _Hidden:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced (``user:pw@`` or redis-py's ``?password=``), for
-    logs, reprs and error messages."""
-    parts = urlsplit(url)
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hosts}")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(key.lower() == "password" for key, _ in query):
-        hidden = [(k, "***" if k.lower() == "password" else v) for k, v in query]
-        parts = parts._replace(query=urlencode(hidden, safe="*"))
-    return parts.geturl()
+    """The URL for logs, reprs and error messages: whole when it can hold no credential,
+    else its scheme alone. Parsing out just the password is not safe: one with an
+    unencoded '/', '?' or '#' moves the URL's parts around."""
+    if "@" in url or "password" in url.lower():
+        return f"{url.partition('://')[0]}://<credentials hidden>"
+    return url
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:
@@ -361,9 +356,19 @@ def _redis_url(value: Any) -> str:
             cluster_nodes(value)
         elif parts.scheme == "redis+sentinel":
             sentinel_parts(value)
-    except ValueError as exc:
-        raise ConfigError(f"DUALTOKEN_REDIS_URL {redact_url(value)!r}: {exc}") from None
+        elif parts.scheme != "memory":
+            # What redis-py will build from it, without connecting: a bad port or an
+            # unknown query argument fails here, not as a 500 at the first request.
+            Redis.from_url(value).connection_pool.make_connection()
+    except (ValueError, TypeError) as exc:
+        # The parser's message may quote a piece of a password: never echo it.
+        hint = exc if isinstance(exc, _UrlError) else "redis-py cannot use this URL"
+        raise ConfigError(f"DUALTOKEN_REDIS_URL {redact_url(value)!r}: {hint}") from None
     return value
+
+
+class _UrlError(ValueError):
+    """A malformed cluster or sentinel URL; the message never quotes the URL."""
 
 
 def _hosts(netloc: str) -> list[tuple[str, int]]:
@@ -371,7 +376,7 @@ def _hosts(netloc: str) -> list[tuple[str, int]]:
     for item in netloc.rpartition("@")[2].split(","):
         host, _, port = item.strip().rpartition(":")
         if not host or not port.isdigit():
-            raise ValueError(f"{item!r} is not host:port")
+            raise _UrlError("give every host as host:port, separated by commas")
         hosts.append((host.strip("[]"), int(port)))
     return hosts
 
@@ -386,7 +391,7 @@ def sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int]:
     parts = urlsplit(url)
     path = [p for p in parts.path.split("/") if p]
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
-        raise ValueError("give the service name as the path: .../service_name[/db]")
+        raise _UrlError("give the service name as the path: .../service_name[/db]")
     return _hosts(parts.netloc), path[0], int(path[1]) if len(path) == 2 else 0
 
 

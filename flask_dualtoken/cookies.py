@@ -31,7 +31,7 @@ from werkzeug.http import dump_cookie
 from werkzeug.wrappers import Response
 
 from .config import Settings
-from .errors import CsrfFailed, RefreshTokenInvalid
+from .errors import CsrfFailed, RefreshTokenInvalid, TokenInvalid
 from .keys import derive_key
 from .tokens import MAX_TOKEN_BYTES, TokenPair
 
@@ -40,7 +40,8 @@ CSRF_LABEL = b"csrf"
 TRANSPORT_HEADER = "X-Token-Transport"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _SEPARATOR = "~"  # a cookie-safe character that never occurs in a JWT
-#: Refresh cookies looked at in one request: bounds the work planted cookies can cause.
+#: Access or refresh cookies looked at in one request: bounds the work planted cookies
+#: can cause.
 MAX_REFRESH_COOKIES = 8
 
 
@@ -96,11 +97,27 @@ class CookieJar:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def access_token(self, cookie_header: str) -> str | None:
+    def access_token(self, cookie_header: str, proof: str | None) -> str | None:
+        """The access cookie's token, still to be verified.
+
+        With several (planted by a sibling subdomain when ``DUALTOKEN_COOKIE_DOMAIN`` drops
+        the ``__Host-`` prefix), the one whose session the CSRF header proves; without that
+        proof none of them, rather than serving the request as someone else's account.
+        """
         if not self.access_in_cookie:
             return None
-        found = cookie_values(cookie_header, self.access_name, 1)
-        return found[0] if found else None
+        found = cookie_values(cookie_header, self.access_name, MAX_REFRESH_COOKIES)
+        if len(found) <= 1:
+            return found[0] if found else None
+        for value in found:
+            if self._proves(_unverified_sid(value), proof):
+                return value
+        raise TokenInvalid(
+            "Several access cookies came: send the CSRF header to say which is this page's."
+        )
+
+    def has_cookie(self, cookie_header: str, name: str) -> bool:
+        return bool(cookie_values(cookie_header, name, 1))
 
     def refresh_cookies(self, cookie_header: str) -> list[str]:
         """Every refresh cookie the browser sent, at most MAX_REFRESH_COOKIES of them.

@@ -70,7 +70,9 @@ def _verify_request(allowed: frozenset[str] | None, optional: bool) -> None:
     raw = bearer_token() if settings.access_from_header else None
     from_cookie = False
     if raw is None and settings.access_from_cookie:
-        raw = state.cookies.access_token(request.headers.get("Cookie", ""))
+        raw = state.cookies.access_token(
+            request.headers.get("Cookie", ""), request.headers.get(state.cookies.csrf_header)
+        )
         from_cookie = raw is not None
     if raw is None:
         if not optional:

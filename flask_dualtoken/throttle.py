@@ -25,15 +25,25 @@ RELEASE = LuaScript("release")
 
 
 def fold_username(username: str) -> str:
-    """The form a username is counted under: NFKC, case-folded (NFKC again, as Unicode's
-    NFKC_Casefold does), whitespace trimmed and runs of it made one space.
+    """The form a username is counted under: compatibility-decomposed, without marks or
+    invisible format characters, case-folded, recomposed, whitespace trimmed and runs of
+    it made one space.
 
-    Broader than any one app's matching on purpose: a database collation that ignores case
-    or trailing spaces, or a username field that applies NFKC, must not give a guesser a
-    fresh budget per spelling. Distinct accounts whose names fold alike share one budget.
+    Broader than any one app's matching on purpose: a database collation that ignores
+    case, accents, trailing spaces or zero-width characters, or a username field that
+    applies NFKC, must not give a guesser a fresh budget per spelling. Distinct accounts
+    whose names fold alike ("jose" and "josé") share one budget.
     """
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
-    return " ".join(folded.split())
+    text = unicodedata.normalize("NFKD", username)
+    for _ in range(2):  # case folding can bring marks of its own ("İ" folds to "i" + dot)
+        text = "".join(c for c in text if unicodedata.category(c) not in _IGNORED)
+        text = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+#: Combining marks (accents, variation selectors, the combining grapheme joiner) and
+#: format characters (zero-width space and joiners, soft hyphen, word joiner, BOM).
+_IGNORED = frozenset({"Mn", "Me", "Cf"})
 
 
 @dataclass(frozen=True)

@@ -205,7 +205,10 @@ def logout_all() -> Response:
     user_id, sid = _caller()
     sessions.revoke_all(state, user_id, request_client(), caller=sid)
     # A browser that called this with its cookies is logged out too: drop them.
-    in_browser = state.settings.cookies_enabled and state.cookies.csrf_name in request.cookies
+    jar = state.cookies
+    in_browser = state.settings.cookies_enabled and jar.has_cookie(
+        request.headers.get("Cookie", ""), jar.csrf_name
+    )
     return Response(status=204, headers=state.cookies.clear_headers() if in_browser else None)
 
 

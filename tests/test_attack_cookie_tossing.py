@@ -152,3 +152,40 @@ def test_a_request_without_any_refresh_cookie_clears_nothing(app: Flask) -> None
     response = client.post("/auth/reissue", headers={"Cookie": 'a="x; z=y"'})
     assert (response.status_code, response.json["error"]) == (401, "token_missing")
     assert not clears_cookies(response)
+
+
+AT = "__Secure-dualtoken_at"  # with a cookie domain the access cookie loses __Host-
+
+
+@pytest.fixture
+def domain_app(make_app: Callable[..., Flask], users: Users) -> Flask:
+    users.add("mallory")
+    return make_app(DUALTOKEN_TOKEN_LOCATION="cookies", DUALTOKEN_COOKIE_DOMAIN="example.test")
+
+
+def test_a_planted_access_cookie_never_serves_the_page_as_another_account(
+    domain_app: Flask,
+) -> None:
+    victim, attacker = cookie_login(domain_app), cookie_login(domain_app, "mallory")
+    client = domain_app.test_client(use_cookies=False)
+    jar = f"{AT}={attacker[AT]}; {AT}={victim[AT]}"
+    response = client.get("/me", headers={"Cookie": jar})
+    assert (response.status_code, response.json["error"]) == (401, "token_invalid")
+    csrf = victim["__Secure-dualtoken_csrf"]
+    proven = client.get("/me", headers={"Cookie": jar, "X-CSRF-Token": csrf})
+    assert (proven.status_code, proven.json["id"]) == (200, 1)
+
+
+def test_logout_all_through_a_cookie_sandwich_still_clears_the_pages_cookies(
+    app: Flask,
+) -> None:
+    victim = cookie_login(app)
+    client = app.test_client(use_cookies=False)
+    header = (
+        f'a="; __Host-dualtoken_at={victim["__Host-dualtoken_at"]}; {CSRF}={victim[CSRF]}; z=x"'
+    )
+    response = client.post(
+        "/auth/logout-all", headers={"Cookie": header, "X-CSRF-Token": victim[CSRF]}
+    )
+    assert response.status_code == 204
+    assert clears_cookies(response)

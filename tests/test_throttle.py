@@ -178,6 +178,20 @@ def test_throttling_sends_a_signal(app: Flask, api: Api) -> None:
             "alicE",
         ],
         ["alice", "alice ", " alice", "alice  ", "\talice"],  # collations that trim
+        # invisible characters: zero-width space and joiners, word joiner, BOM, soft hyphen,
+        # combining grapheme joiner, a variation selector
+        [
+            "alice",
+            "al\u200bice",
+            "a\u200clice\u200d",
+            "\u2060alice",
+            "ali\ufeffce",
+            "al\u00adice",
+            "ali\u034fce",
+            "alice\ufe0f",
+        ],
+        # accents and dotted capital I, as accent-insensitive collations compare them
+        ["alice", "ali\u0301ce", "\u00e1lice", "AL\u0130CE", "\u00c0LICE"],
         # case folding: sharp s, long s, capital sharp s
         ["stra\u00dfe", "STRASSE", "\u017ftra\u017f\u017fe", "strasse", "STRA\u1e9eE"],
     ],
