@@ -58,7 +58,10 @@ class DualTokenError(HTTPException):
         return f'Bearer realm="api", error="{self.bearer_error}", error_description="{message}"'
 
     def get_body(self, environ: Any = None, scope: dict[str, Any] | None = None) -> str:
-        return json.dumps({"error": self.error, "message": self.description})
+        # Compact, like the success bodies Flask writes.
+        return json.dumps(
+            {"error": self.error, "message": self.description}, separators=(",", ":")
+        )
 
 
 class InvalidRequest(DualTokenError):

@@ -130,6 +130,11 @@ def _cookie_inputs() -> tuple[str, str, sessions.Proof]:
     jar = get_state().cookies
     values = jar.refresh_cookies(request.headers.get("Cookie", ""))
     if not values:
+        if get_state().settings.transport_per_request:  # a header client may be asking
+            raise TokenMissing(
+                'Send the refresh token as JSON {"refresh_token": ...} with the access token '
+                "as 'Authorization: Bearer <token>', or the refresh cookie."
+            )
         raise TokenMissing("There is no refresh cookie: log in again.")
     proof = request.headers.get(jar.csrf_header)
     access, refresh = jar.refresh_pair(values, proof)
@@ -189,13 +194,13 @@ def logout() -> Response:
     if not _uses_cookies():
         access, refresh = _body_tokens()
         sessions.logout(get_state(), access, refresh, request_client())
-        return Response(status=204)
+        return _no_content()
     try:
         access, refresh, proof = _cookie_inputs()
         sessions.logout(get_state(), access, refresh, request_client(), proof=proof)
     except DualTokenError as exc:
         raise _clearing_cookies(exc) from None
-    return Response(status=204, headers=get_state().cookies.clear_headers())
+    return _no_content(get_state().cookies.clear_headers())
 
 
 @blueprint.post("/logout-all", provide_automatic_options=False)
@@ -209,7 +214,7 @@ def logout_all() -> Response:
     in_browser = state.settings.cookies_enabled and jar.has_cookie(
         request.headers.get("Cookie", ""), jar.csrf_name
     )
-    return Response(status=204, headers=state.cookies.clear_headers() if in_browser else None)
+    return _no_content(state.cookies.clear_headers() if in_browser else [])
 
 
 @blueprint.get("/sessions", provide_automatic_options=False)
@@ -224,7 +229,7 @@ def list_sessions() -> Response:
 
 @blueprint.delete("/sessions/<sid>", provide_automatic_options=False)
 @jwt_required
-def revoke_session(sid: str) -> tuple[str, int]:
+def revoke_session(sid: str) -> Response:
     # The key is built from the caller's own user id: another user's sid is simply not
     # found, so the answer cannot tell "someone else's" from "no such session".
     user_id, current = _caller()
@@ -232,7 +237,7 @@ def revoke_session(sid: str) -> tuple[str, int]:
         get_state(), user_id, sid, "revoked", request_client(), caller=current
     ):
         raise SessionNotFound()
-    return "", 204
+    return _no_content()
 
 
 @blueprint.get("/openapi.json", provide_automatic_options=False)
@@ -241,6 +246,13 @@ def openapi() -> Response:
     if not state.settings.openapi:
         raise NotFound()
     return jsonify(openapi_document(state.settings))
+
+
+def _no_content(headers: list[tuple[str, str]] | None = None) -> Response:
+    """A 204: no body, so no Content-Type either (Flask would say text/html)."""
+    response = Response(status=204, headers=headers)
+    del response.headers["Content-Type"]
+    return response
 
 
 def _caller() -> tuple[str, str]:

@@ -621,3 +621,13 @@ def test_both_mode_takes_a_browser_fetch_with_an_empty_json_body_for_a_cookie_re
     response = browser.client.post("/auth/reissue", json={}, headers=browser.csrf_headers())
     assert response.status_code == 200
     assert "refresh_token" not in response.json
+
+
+def test_in_both_mode_a_body_less_reissue_is_told_both_ways_to_send_the_token(
+    make_app: Callable[..., Flask],
+) -> None:
+    client = make_app(DUALTOKEN_TOKEN_LOCATION="both").test_client()
+    response = client.post("/auth/reissue")
+    assert response.json["error"] == "token_missing"
+    assert "refresh_token" in response.json["message"]
+    assert "cookie" in response.json["message"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import jwt
-from conftest import Api, Clock
+from conftest import Api, Clock, bearer
 
 from flask_dualtoken.store import SessionStore
 
@@ -53,3 +53,17 @@ def test_the_access_token_stays_valid_until_it_expires_after_logout(api: Api) ->
     pair = api.login()
     api.logout(pair)
     assert api.get("/me", pair["access_token"]).status_code == 200
+
+
+def test_every_204_has_no_body_and_no_content_type(api: Api) -> None:
+    first, second, third = api.login(), api.login(), api.login()
+    sid = jwt.decode(second["access_token"], options={"verify_signature": False})["sid"]
+    answers = [
+        api.logout(first),
+        api.client.delete(f"/auth/sessions/{sid}", headers=bearer(third["access_token"])),
+        api.client.post("/auth/logout-all", headers=bearer(third["access_token"])),
+    ]
+    for response in answers:
+        assert response.status_code == 204
+        assert response.data == b""
+        assert "Content-Type" not in response.headers

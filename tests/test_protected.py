@@ -228,3 +228,8 @@ def test_claims_of_a_verified_token_are_read_only(app: Flask, api: Api) -> None:
     token = api.login(username="bob")["access_token"]
     assert api.get("/mutate", token).json == {"mutable": "no"}
     assert api.get("/admin", token).status_code == 403
+
+
+def test_error_bodies_are_compact_json_like_success_bodies(api: Api) -> None:
+    response = api.get("/me")
+    assert response.data.startswith(b'{"error":"token_missing","message":"')
