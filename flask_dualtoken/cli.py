@@ -41,10 +41,17 @@ def _when(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-@cli.command("gen-secret")
+def new_secret() -> str:
+    """A new random secret for DUALTOKEN_SECRET_KEY: 64 characters, 384 bits."""
+    return secrets.token_urlsafe(48)
+
+
+# No app context: a secret is needed before the app can start, so this must work while
+# it cannot (the group is also registered as a Flask plugin, see pyproject.toml).
+@cli.command("gen-secret", with_appcontext=False)
 def gen_secret() -> None:
     """Print a new random secret for DUALTOKEN_SECRET_KEY (64 characters, 384 bits)."""
-    click.echo(secrets.token_urlsafe(48))
+    click.echo(new_secret())
 
 
 @cli.command("sessions")

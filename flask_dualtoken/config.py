@@ -17,9 +17,9 @@ from redis import Redis
 from redis.cluster import RedisCluster
 
 MIN_SECRET_BYTES = 32
-GENERATE_SECRET_HINT = (
-    'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'  # noqa: S105 - advice, not a secret
-)
+_GENERATE = "python -m flask_dualtoken gen-secret"
+_GENERATE_ANYWHERE = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+GENERATE_SECRET_HINT = f"generate one with: {_GENERATE} (or {_GENERATE_ANYWHERE})"
 #: The highest DUALTOKEN_MAX_SESSIONS: the session list walks at most this many sessions.
 MAX_SESSIONS_CAP = 1000
 TOKEN_LOCATIONS = ("headers", "cookies", "both")

@@ -142,3 +142,27 @@ def test_no_warning_with_noeviction(
         assert not [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
         result = run(app, "stats")
         assert "eviction policy: noeviction" in result.output
+
+
+def test_gen_secret_works_with_no_configuration_at_all(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "bare.py").write_text(
+        "from flask import Flask\nfrom flask_dualtoken import DualToken\n"
+        "app = Flask(__name__)\nDualToken(app)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    flask = [sys.executable, "-m", "flask", "--app", "bare", "dualtoken", "gen-secret"]
+    module = [sys.executable, "-m", "flask_dualtoken", "gen-secret"]
+    secrets = set()
+    for command in (flask, module):
+        done = subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        secret = done.stdout.strip()
+        assert len(secret) == 64 and secret not in secrets
+        secrets.add(secret)
