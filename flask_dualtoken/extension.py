@@ -11,8 +11,9 @@ from . import sessions
 from .config import load_settings
 from .context import request_client
 from .cookies import TRANSPORT_HEADER, CookieJar
+from .redis_scripts import StoreHealth
 from .state import EXTENSION_KEY, AppState, get_state
-from .store import SessionInfo, SessionStore, connect
+from .store import SessionInfo, SessionStore, connect, store_address
 from .throttle import LoginThrottle
 from .tokens import TokenCodec, TokenPair
 
@@ -55,13 +56,14 @@ class DualToken:
             )
         settings = load_settings(app.config)
         client = connect(settings)
+        health = StoreHealth(store_address(settings))
         app.extensions[EXTENSION_KEY] = AppState(
             app=app,
             extension=self,
             settings=settings,
             codec=TokenCodec(settings),
-            store=SessionStore(client, settings),
-            throttle=LoginThrottle(client, settings),
+            store=SessionStore(client, settings, health),
+            throttle=LoginThrottle(client, settings, health),
             cookies=CookieJar(settings),
         )
         from .cli import cli

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -32,18 +33,48 @@ logger = logging.getLogger("flask_dualtoken")
 STORE_ERRORS = (redis.RedisError, RedisClusterException)
 
 
-def store_unavailable(exc: Exception) -> StoreUnavailable:
-    """Log a store failure so an operator can tell a bug from an outage; the 503 to raise.
+class StoreHealth:
+    """What the log says about one app's store: an outage once, with the store's address,
+    and again when the store answers; an error reply every time.
 
-    An error reply (a Lua error, a refused command, a wrong type) is logged with its text,
-    which names the script and line but holds no token: Redis never sees one. An outage
-    (refused connection, timeout, no cluster node) is logged by its kind.
+    An error reply (a Lua error, a refused command, a wrong type) is a bug, not an outage:
+    it is logged with its text, which names the script and line but holds no token (Redis
+    never sees one). An outage (refused connection, timeout, no cluster node) is logged by
+    its kind, once until the store answers again, so a down store does not flood the log.
     """
-    if isinstance(exc, ResponseError):
-        logger.error("session store error (not an outage): %s: %s", type(exc).__name__, exc)
-    else:
-        logger.error("session store unavailable: %s: %s", type(exc).__name__, exc)
-    return StoreUnavailable()
+
+    def __init__(self, address: str) -> None:
+        self.address = address  # no credentials: see config.redact_url
+        self._down = False
+        self._lock = threading.Lock()
+
+    def failed(self, exc: Exception) -> StoreUnavailable:
+        """Log ``exc`` as it deserves; the 503 to raise."""
+        name = type(exc).__name__
+        if isinstance(exc, ResponseError):
+            logger.error(
+                "session store error at %s (not an outage): %s: %s", self.address, name, exc
+            )
+            return StoreUnavailable()
+        with self._lock:
+            first, self._down = not self._down, True
+        if first:
+            logger.error(
+                "session store unavailable at %s: %s: %s (logged once, until it answers)",
+                self.address,
+                name,
+                exc,
+            )
+        return StoreUnavailable()
+
+    def answered(self) -> None:
+        """The store answered: end an outage, if there was one."""
+        if not self._down:
+            return
+        with self._lock:
+            was, self._down = self._down, False
+        if was:
+            logger.warning("session store at %s answers again", self.address)
 
 
 def _source(name: str) -> str:

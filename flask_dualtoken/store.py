@@ -29,9 +29,9 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from .config import MAX_SESSIONS_CAP, Settings, cluster_nodes, sentinel_parts
+from .config import MAX_SESSIONS_CAP, Settings, cluster_nodes, redact_url, sentinel_parts
 from .errors import SessionRevoked
-from .redis_scripts import STORE_ERRORS, LuaScript, ScriptCall, run, run_many, store_unavailable
+from .redis_scripts import STORE_ERRORS, LuaScript, ScriptCall, StoreHealth, run, run_many
 from .tokens import Grant
 
 logger = logging.getLogger("flask_dualtoken")
@@ -64,6 +64,13 @@ EVICTION_WARNING = (
 MAX_EVICTIONS_PER_LOGIN = 100
 #: How many sessions the session list shows when there is no cap.
 UNCAPPED_LIST_LIMIT = 100
+
+
+def store_address(settings: Settings) -> str:
+    """Where the store is, for log lines: the URL without credentials."""
+    if settings.redis_client is not None:
+        return f"the {type(settings.redis_client).__name__} client in DUALTOKEN_REDIS"
+    return redact_url(settings.redis_url)
 
 
 def connect(settings: Settings) -> RedisClient:
@@ -229,8 +236,9 @@ class Created:
 class SessionStore:
     """Session operations of one app; every public method is one round trip to Redis."""
 
-    def __init__(self, client: RedisClient, settings: Settings) -> None:
+    def __init__(self, client: RedisClient, settings: Settings, health: StoreHealth) -> None:
         self.client = client
+        self.health = health
         self._prefix = settings.key_prefix
         self._access_ttl = settings.access_expires
         self._idle_ttl = settings.refresh_expires
@@ -269,13 +277,14 @@ class SessionStore:
             reply = run(self.client, call)
         except STORE_ERRORS as exc:
             # Fail closed: nothing is issued unless the script ran to the end.
-            raise store_unavailable(exc) from None
+            raise self.health.failed(exc) from None
         self._first_contact()
         return reply
 
     def _first_contact(self) -> None:
-        """Once per process, when the store first answers (init_app does no I/O): warn
-        when Redis may evict keys under memory pressure."""
+        """After every answer: end an outage in the log; and once per process, when the
+        store first answers (init_app does no I/O), warn when Redis may evict keys."""
+        self.health.answered()
         if self._policy_checked:
             return
         self._policy_checked = True
@@ -326,7 +335,7 @@ class SessionStore:
         try:
             reply = _text(run_many(self.client, [call, *also])[0])
         except STORE_ERRORS as exc:
-            raise store_unavailable(exc) from None
+            raise self.health.failed(exc) from None
         self._first_contact()
         grant = Grant(access_template, refresh_template, 0, *map(int, reply[1:4]))
         return Created(grant, tuple(reply[4:]))
@@ -418,7 +427,7 @@ class SessionStore:
                     batch = []
             return live + (self._count_live(batch) if batch else 0)
         except STORE_ERRORS as exc:
-            raise store_unavailable(exc) from None
+            raise self.health.failed(exc) from None
 
     def _count_live(self, keys: list[Any]) -> int:
         with self.client.pipeline(transaction=False) as pipe:
@@ -440,7 +449,7 @@ class SessionStore:
         try:
             raw = self.client.hgetall(self.session_key(user_id, sid))
         except STORE_ERRORS as exc:
-            raise store_unavailable(exc) from None
+            raise self.health.failed(exc) from None
         return {_str(k): _str(v) for k, v in raw.items()}
 
 

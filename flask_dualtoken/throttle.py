@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from .config import Settings
-from .redis_scripts import STORE_ERRORS, LuaScript, ScriptCall, run_many, store_unavailable
+from .redis_scripts import STORE_ERRORS, LuaScript, ScriptCall, StoreHealth, run_many
 from .store import RedisClient, hash_tag
 
 RESERVE = LuaScript("reserve")
@@ -62,8 +62,9 @@ class _Counter:
 class LoginThrottle:
     """Attempt counters of one app: reserving them is one round trip (a pipeline)."""
 
-    def __init__(self, client: RedisClient, settings: Settings) -> None:
+    def __init__(self, client: RedisClient, settings: Settings, health: StoreHealth) -> None:
         self._client = client
+        self._health = health
         self._prefix = settings.key_prefix
         self._user_limit = settings.login_max_attempts
         self._address_limit = settings.login_max_attempts_per_address
@@ -96,5 +97,6 @@ class LoginThrottle:
                 wait_ms = max(int(ttl) for ok, ttl in replies if not ok)
                 return max(1, -(-wait_ms // 1000)), Reservation()
         except STORE_ERRORS as exc:
-            raise store_unavailable(exc) from None
+            raise self._health.failed(exc) from None
+        self._health.answered()
         return 0, Reservation(tuple(RELEASE([c.key], []) for c in counters))

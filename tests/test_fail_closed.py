@@ -70,15 +70,40 @@ def test_a_script_error_is_a_503_not_a_500(
     assert pair["refresh_token"] not in caplog.text
 
 
-def test_an_outage_is_logged_as_one(
+def test_an_outage_is_logged_once_with_the_address_and_its_end_too(
     outage_app: Any, own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     api = Api(outage_app)
+    pair = api.login()
     own_redis_server.stop()
-    response = api.client.post("/auth/login", json={"username": "alice", "password": "x"})
-    assert_unavailable(response)
+    for _ in range(3):  # the throttle's path and the store's path alike
+        assert_unavailable(
+            api.client.post("/auth/login", json={"username": "alice", "password": "x"})
+        )
+        assert_unavailable(api.reissue(pair))
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert line.startswith("session store unavailable: ConnectionError")
+    assert line.startswith(f"session store unavailable at {own_redis_server.url}: ")
+    assert "ConnectionError" in line
+    own_redis_server.start()
+    api.login()
+    assert any(
+        r.getMessage() == f"session store at {own_redis_server.url} answers again"
+        for r in caplog.records
+    )
+    own_redis_server.stop()
+    assert_unavailable(api.reissue(pair))
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2, "a new outage is logged again"
+
+
+def test_the_logged_address_carries_no_password(
+    users: Users, caplog: pytest.LogCaptureFixture
+) -> None:
+    with app_on_url(users, "redis://user:redis-pass-word@127.0.0.1:1/0") as app:
+        response = Api(app).client.post("/auth/login", json={"username": "alice", "password": "x"})
+        assert_unavailable(response)
+    assert "redis-pass-word" not in caplog.text
+    assert "session store unavailable at redis://<credentials hidden>" in caplog.text
 
 
 @pytest.mark.cluster
