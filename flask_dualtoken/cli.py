@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 
 from . import sessions
 from .errors import StoreUnavailable
-from .state import get_state
+from .state import AppState, get_state
 from .store import EVICTION_WARNING, ClientInfo
 
 cli = AppGroup("dualtoken", help="flask-dualtoken: secrets and sessions.")
@@ -54,12 +54,25 @@ def gen_secret() -> None:
     click.echo(new_secret())
 
 
+def _state() -> AppState:
+    """The app's state, after saying so plainly when the store is this process's own."""
+    state = get_state()
+    if state.settings.redis_client is None and state.settings.redis_url.startswith("memory:"):
+        click.echo(
+            "note: DUALTOKEN_REDIS_URL is memory://, so this command has its own empty "
+            "in-process store: it cannot see or end the sessions of a running server. "
+            "Point both at a real Redis to manage sessions from here.",
+            err=True,
+        )
+    return state
+
+
 @cli.command("sessions")
 @click.argument("user_id")
 def list_sessions(user_id: str) -> None:
     """List the live sessions of USER_ID; client strings are printed escaped."""
     try:
-        found = sessions.list_sessions(get_state(), user_id)
+        found = sessions.list_sessions(_state(), user_id)
     except StoreUnavailable:
         raise click.ClickException("the session store is unavailable") from None
     if not found:
@@ -82,7 +95,7 @@ def list_sessions(user_id: str) -> None:
 @click.option("--session", "session_id", help="End only this session (default: all).")
 def revoke(user_id: str, session_id: str | None) -> None:
     """End the sessions of USER_ID: all of them, or one with --session."""
-    state = get_state()
+    state = _state()
     try:
         if session_id is None:
             sessions.revoke_all(state, user_id, OPERATOR)
@@ -100,7 +113,7 @@ def revoke(user_id: str, session_id: str | None) -> None:
 @cli.command("stats")
 def stats() -> None:
     """Store health and the number of live sessions (scans the keyspace: operators only)."""
-    store = get_state().store
+    store = _state().store
     try:
         start = time.perf_counter()
         store.client.ping()

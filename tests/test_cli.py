@@ -166,3 +166,12 @@ def test_gen_secret_works_with_no_configuration_at_all(tmp_path: Any) -> None:
         secret = done.stdout.strip()
         assert len(secret) == 64 and secret not in secrets
         secrets.add(secret)
+
+
+def test_under_memory_the_commands_say_they_see_their_own_empty_store(users: Any) -> None:
+    from conftest import app_on_url
+
+    with app_on_url(users, "memory://") as app:
+        for args in (("sessions", "1"), ("revoke", "1"), ("stats",)):
+            result = run(app, *args)
+            assert "own empty in-process store" in result.output, args
