@@ -181,6 +181,23 @@ class CsrfFailed(DualTokenError):
     description = "This request authenticates with cookies and needs its CSRF header."
 
 
+class Misconfigured(DualTokenError, TypeError, ValueError):
+    """One of the app's loaders returned something the library cannot use.
+
+    A JSON 500 whose body says only that (the details are the server's business); the
+    log line and ``str()`` name the loader, what it returned or lacked, and the fix. Also a
+    TypeError and ValueError, for Python callers of ``issue``.
+    """
+
+    code = 500
+    error = "server_misconfigured"
+    description = "The server is misconfigured; its log says how to fix it."
+
+    def get_body(self, environ: Any = None, scope: dict[str, Any] | None = None) -> str:
+        body = {"error": self.error, "message": type(self).description}
+        return json.dumps(body, separators=(",", ":"))
+
+
 class StoreUnavailable(DualTokenError):
     code = 503
     error = "store_unavailable"

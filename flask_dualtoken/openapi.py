@@ -14,6 +14,7 @@ ERROR_CODES = [
     "refresh_token_invalid", "refresh_token_expired", "token_mismatch",
     "refresh_token_reused", "session_revoked", "user_unavailable", "insufficient_role",
     "session_not_found", "store_unavailable", "not_found", "csrf_failed",
+    "server_misconfigured",
 ]  # fmt: skip
 
 _JSON = "application/json"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -10,14 +12,17 @@ from flask import Flask, current_app
 
 from .config import Settings
 from .cookies import CookieJar
+from .errors import Misconfigured
 from .store import SessionStore
 from .throttle import LoginThrottle
-from .tokens import MAX_SUBJECT_CHARS, TokenCodec
+from .tokens import MAX_SUBJECT_CHARS, RESERVED_CLAIMS, TokenCodec
 
 if TYPE_CHECKING:
     from .extension import DualToken
 
 EXTENSION_KEY = "dualtoken"
+
+logger = logging.getLogger("flask_dualtoken")
 
 
 @dataclass(frozen=True)
@@ -39,25 +44,61 @@ class AppState:
         return self.extension._callback("user_loader")(user_id)
 
     def identity_of(self, user: Any) -> str:
-        user_id = self.extension._identity_loader(user)
+        user_id = self._call(
+            "identity_loader", user, "by default it is str(user.id): give users an id"
+        )
         if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_SUBJECT_CHARS:
-            raise TypeError(
-                f"identity_loader must return a str of 1-{MAX_SUBJECT_CHARS} characters, "
-                f"got {user_id!r:.80}"
+            raise _misconfigured(
+                "identity_loader",
+                f"returned {user_id!r:.80}",
+                f"return the user's id as a str of 1-{MAX_SUBJECT_CHARS} characters",
             )
         return user_id
 
     def role_of(self, user: Any) -> str:
-        role = self.extension._role_loader(user)
+        role = self._call("role_loader", user, "by default it is user.role: give users a role")
         if not isinstance(role, str):
-            raise TypeError(f"role_loader must return a str, got {role!r}")
+            raise _misconfigured("role_loader", f"returned {role!r:.80}", "return a str")
         return role
 
     def extra_claims_of(self, user: Any) -> Mapping[str, Any]:
-        extra = self.extension._claims_loader(user)
+        extra = self._call("claims_loader", user, "return a dict of extra claims")
         if not isinstance(extra, Mapping):
-            raise TypeError(f"claims_loader must return a mapping, got {type(extra).__name__}")
+            raise _misconfigured(
+                "claims_loader", f"returned a {type(extra).__name__}", "return a dict"
+            )
+        reserved = RESERVED_CLAIMS.intersection(extra)
+        if reserved:
+            raise _misconfigured(
+                "claims_loader",
+                f"returned reserved claim(s) {sorted(reserved)}",
+                "rename them: the library sets these itself",
+            )
+        try:
+            json.dumps(extra, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise _misconfigured(
+                "claims_loader", f"returned claims that are not JSON ({exc})", "return JSON"
+            ) from None
         return extra
+
+    def _call(self, name: str, user: Any, fix: str) -> Any:
+        loader = getattr(self.extension, f"_{name}")
+        try:
+            return loader(user)
+        except Exception as exc:  # an app's loader: any failure is a misconfiguration
+            raise _misconfigured(
+                name,
+                f"raised {type(exc).__name__}: {exc}",
+                f"{fix}, or register @dualtoken.{name}",
+            ) from exc
+
+
+def _misconfigured(loader: str, problem: str, fix: str) -> Misconfigured:
+    """One log line that names the loader, what went wrong and the fix; the JSON 500."""
+    detail = f"flask-dualtoken: the {loader} {problem}; {fix}."
+    logger.error("%s", detail)
+    return Misconfigured(detail)
 
 
 def get_state(app: Flask | None = None) -> AppState:

@@ -124,3 +124,50 @@ def test_an_identity_loader_returning_an_unusable_id_is_an_error(
     app = make_custom_app(make_app, users, identity_loader=lambda u: bad)
     with app.app_context(), pytest.raises(TypeError, match="identity_loader"):
         dualtoken_of(app).issue(users.by_id["1"])
+
+
+class Roleless:
+    id = 1
+    username = "alice"
+
+
+@pytest.mark.parametrize(
+    ("loaders", "named"),
+    [
+        ({"role_loader": lambda u: u.missing_attribute}, "role_loader"),
+        ({"role_loader": lambda u: None}, "role_loader"),
+        ({"identity_loader": lambda u: 7}, "identity_loader"),
+        ({"claims_loader": lambda u: {"when": object()}}, "claims_loader"),
+        ({"claims_loader": lambda u: {"exp": 1}}, "claims_loader"),
+        ({"claims_loader": lambda u: ["x"]}, "claims_loader"),
+    ],
+)
+def test_a_loader_returning_the_wrong_thing_is_a_json_500_and_one_log_line(
+    make_app: Any,
+    users: Users,
+    caplog: pytest.LogCaptureFixture,
+    loaders: dict[str, Any],
+    named: str,
+) -> None:
+    app = make_custom_app(make_app, users, **loaders)
+    response = app.test_client().post(
+        "/auth/login", json={"username": "alice", "password": "correct horse"}
+    )
+    assert response.status_code == 500
+    assert response.json == {
+        "error": "server_misconfigured",
+        "message": "The server is misconfigured; its log says how to fix it.",
+    }
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert f"the {named} " in line
+    assert "@dualtoken" in line or "return" in line or "rename" in line
+
+
+def test_a_user_without_a_role_is_told_how_to_fix_it(
+    make_app: Any, users: Users, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app()
+    dualtoken_of(app).authenticate(lambda username, password: Roleless())
+    response = app.test_client().post("/auth/login", json={"username": "a", "password": "b"})
+    assert (response.status_code, response.json["error"]) == (500, "server_misconfigured")
+    assert "give users a role, or register @dualtoken.role_loader" in caplog.text
