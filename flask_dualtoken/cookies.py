@@ -7,8 +7,8 @@ Three cookies, each sent only where it is needed:
   the JSON body, for a SPA that keeps it in memory);
 - the refresh cookie (``__Secure-dualtoken_rt``): ``AT~RT``, ``HttpOnly``, set once for
   the reissue path and once for the logout path and sent nowhere else, living as long as
-  the RT. Reissue needs the expired AT as well as the RT (flows.md), and the access cookie
-  is gone by then, so the refresh cookie carries its own copy;
+  the RT. Reissue needs the expired AT as well as the RT (docs/design.md), and the access
+  cookie is gone by then, so the refresh cookie carries its own copy;
 - the CSRF cookie (``__Host-dualtoken_csrf``): readable by the page's JavaScript, which
   echoes it in the CSRF header. Its value is HMAC(key, session id) under a key derived from
   the secret like the signing keys, so it needs no storage, lasts the whole session and

@@ -1,5 +1,6 @@
-"""Shared fixtures: app, client, store, users, clock; every store-backed test runs twice,
-on fakeredis and on a real redis-server that this suite starts on a loopback port."""
+"""Shared fixtures: app, client, store, users, clock; every store-backed test runs three
+times, on fakeredis, on a real redis-server and on a 3-master cluster that this suite
+starts on loopback ports."""
 
 from __future__ import annotations
 
