@@ -1,9 +1,10 @@
 """The flows of the design: issue (login), reissue, logout, revocation. HTTP-free.
 
 Reissue follows the design (docs/design.md): verify the (possibly expired) access token
-to learn the user, verify the refresh token, require that both were issued together, then let the store
-rotate, replay or refuse in one atomic step. Each flow sends its signal and writes its
-audit line here, with user id, session id and client address; never a token.
+to learn the user, verify the refresh token, require that both were issued together,
+then let the store rotate, replay or refuse in one atomic step. Each flow sends its
+signal and writes its audit line here, with user id, session id and client address;
+never a token.
 """
 
 from __future__ import annotations
