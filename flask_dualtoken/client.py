@@ -18,7 +18,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -122,6 +129,22 @@ def _base(base_url: str) -> tuple[str, Origin]:
     return urlunsplit((origin[0], parts.netloc, parts.path.rstrip("/"), "", "")), origin
 
 
+def _as_pair(pair: Pair | Mapping[str, Any] | None) -> Pair | None:
+    """A ``Pair``, from a ``Pair`` or from a login or reissue answer's JSON (a dict), so a
+    wrong argument fails here and not at the first request."""
+    if pair is None or isinstance(pair, Pair):
+        return pair
+    if isinstance(pair, Mapping):
+        access, refresh = pair.get("access_token"), pair.get("refresh_token")
+        if isinstance(access, str) and isinstance(refresh, str):
+            return Pair(access, refresh)
+        raise ValueError("a pair given as a dict needs 'access_token' and 'refresh_token'")
+    raise TypeError(
+        f"pair must be a flask_dualtoken.client.Pair or a login answer's dict, "
+        f"not {type(pair).__name__}"
+    )
+
+
 class _PairKeeper:
     """The pair, the credentials to get one, the origin they belong to, and the
     single-flight lock."""
@@ -130,7 +153,7 @@ class _PairKeeper:
         self,
         *,
         base_url: str,
-        pair: Pair | None,
+        pair: Pair | Mapping[str, Any] | None,
         username: str | None,
         password: str | None,
         prefix: str,
@@ -138,6 +161,7 @@ class _PairKeeper:
     ) -> None:
         if pair is None and (username is None or password is None):
             raise ValueError("give a pair, or a username and a password to log in with")
+        pair = _as_pair(pair)
         self._base, self.origin = _base(base_url)
         self.prefix = prefix
         if _origin(self.url("login")) != self.origin:
@@ -218,7 +242,7 @@ class HttpxAuth(_HttpxAuthBase):
         self,
         *,
         base_url: str,
-        pair: Pair | None = None,
+        pair: Pair | Mapping[str, Any] | None = None,
         username: str | None = None,
         password: str | None = None,
         prefix: str = "/auth",
@@ -335,7 +359,7 @@ class RequestsAuth:
         self,
         *,
         base_url: str,
-        pair: Pair | None = None,
+        pair: Pair | Mapping[str, Any] | None = None,
         username: str | None = None,
         password: str | None = None,
         prefix: str = "/auth",

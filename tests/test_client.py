@@ -259,3 +259,16 @@ def test_the_token_goes_to_base_urls_origin_only(
     kind: str, base_url: str, url: str, same_origin: bool
 ) -> None:
     assert sent_with_token(kind, base_url, url) is same_origin
+
+
+@pytest.mark.parametrize("helper", [HttpxAuth, RequestsAuth])
+def test_a_pair_may_be_a_login_answers_dict_and_anything_else_fails_at_once(
+    helper: Any,
+) -> None:
+    answer = {"access_token": "a.b.c", "refresh_token": "d.e.f", "token_type": "Bearer"}
+    auth = helper(base_url="http://example.test", pair=answer)
+    assert auth.pair == Pair("a.b.c", "d.e.f")
+    with pytest.raises(ValueError, match="refresh_token"):
+        helper(base_url="http://example.test", pair={"access_token": "a.b.c"})
+    with pytest.raises(TypeError, match="Pair"):
+        helper(base_url="http://example.test", pair=("a.b.c", "d.e.f"))
