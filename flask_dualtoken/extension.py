@@ -129,7 +129,7 @@ class DualToken:
     def revoke_all_sessions(self, user_id: str) -> None:
         """End every session of a user: after a password change, or to disable an account.
 
-        O(1) in Redis whatever the number of sessions; a login after this call works.
+        One script, bounded by the session cap; a login after this call works.
         """
         sessions.revoke_all(get_state(), user_id, request_client())
 

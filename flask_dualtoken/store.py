@@ -377,7 +377,7 @@ class SessionStore:
         return ended == 1
 
     def revoke_all(self, user_id: str, *, caller: str | None = None) -> None:
-        """End every session of a user, in O(1), including logins racing with this call.
+        """End every session of a user in one script, including logins racing with this call.
 
         ``caller`` as for ``revoke``."""
         args: list[str | int] = [caller or "", self.user_prefix(user_id), MAX_SESSIONS_CAP]
