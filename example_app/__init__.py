@@ -22,7 +22,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from flask_dualtoken import DualToken, current_user, jwt_required
 
-#: Demo accounts created on first start with an empty database (documented in README).
+#: Demo accounts created on first start with an empty database (see docs/quickstart.md).
 DEMO_USERS = (("alice", "alice-password", "admin"), ("bob", "bob-password", "user"))
 SECRET_FILE = "dualtoken-secret"
 #: No inline script, no other origin, no framing: the page's own XSS and clickjacking

@@ -51,6 +51,8 @@ else:
             pass
 
 
+__all__ = ["DualTokenAuthError", "HttpxAuth", "Pair", "RefreshHook", "RequestsAuth"]
+
 #: Called with every new pair, to persist it (a keyring, a file...).
 RefreshHook = Callable[["Pair"], None]
 Origin = tuple[str, str, int]
@@ -65,6 +67,11 @@ class Pair:
 
     def __repr__(self) -> str:  # keep tokens out of logs
         return "Pair(access_token=<hidden>, refresh_token=<hidden>)"
+
+    def to_dict(self) -> dict[str, str]:
+        """The two tokens, in the login answer's field names: what ``pair=`` accepts back,
+        so a pair saved as JSON (``on_refresh``) starts a later client."""
+        return {"access_token": self.access_token, "refresh_token": self.refresh_token}
 
 
 class DualTokenAuthError(Exception):

@@ -58,7 +58,7 @@ _DEFAULTS: dict[str, Any] = {
 KNOWN_KEYS = frozenset(_DEFAULTS)
 
 #: What each setting means, in Markdown: the source of the configuration reference (the
-#: docs and the README's table are generated from it, and a test keeps them in step).
+#: docs' settings table is generated from it, and a test keeps them in step).
 SETTING_HELP: dict[str, str] = {
     "DUALTOKEN_SECRET_KEY": "the one secret, str or bytes, at least 32 bytes; defaults to "
     "Flask's `SECRET_KEY`",

@@ -51,6 +51,10 @@ REVOKE_ALL = LuaScript("revoke_all")
 CHECK = LuaScript("check")
 SESSIONS = LuaScript("sessions")
 
+MEMORY_WARNING = (
+    "flask-dualtoken is using the in-memory store (memory://): sessions live in this "
+    "process only and vanish on restart. Use a real Redis for more than one process."
+)
 EVICTION_WARNING = (
     "Redis runs with maxmemory-policy %s: under memory pressure it may evict this "
     "library's keys, which ends sessions early, lets a refresh within the grace window be "
@@ -165,10 +169,6 @@ def _memory_client() -> redis.Redis:
             "DUALTOKEN_REDIS_URL=memory:// needs fakeredis with Lua: "
             "pip install 'flask-dualtoken[memory]'"
         ) from None
-    logger.warning(
-        "flask-dualtoken is using the in-memory store (memory://): sessions live in this "
-        "process only and vanish on restart. Use a real Redis for more than one process."
-    )
     client: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     return client
 
@@ -250,6 +250,9 @@ class SessionStore:
         # gets a precise answer (revoked, reused) instead of "unknown".
         self._margin = settings.leeway + 1
         self._policy_checked = False
+        self._in_memory = settings.redis_client is None and settings.redis_url.startswith(
+            "memory:"
+        )
 
     def user_prefix(self, user_id: str) -> str:
         """What every key of one user starts with; scripts that learn which sessions to
@@ -283,11 +286,16 @@ class SessionStore:
 
     def _first_contact(self) -> None:
         """After every answer: end an outage in the log; and once per process, when the
-        store first answers (init_app does no I/O), warn when Redis may evict keys."""
+        store first answers (init_app does no I/O), warn when Redis may evict keys, or
+        that the store is this process's own (so commands that never touch the store, such
+        as an app's own ``flask create-user``, print nothing)."""
         self.health.answered()
         if self._policy_checked:
             return
         self._policy_checked = True
+        if self._in_memory:
+            logger.warning(MEMORY_WARNING)
+            return
         policy = self.eviction_policy()
         if policy is not None and policy != "noeviction":
             logger.warning(EVICTION_WARNING, policy)

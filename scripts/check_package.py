@@ -1,5 +1,7 @@
 """Build the sdist and wheel, check them with twine, install the wheel into a fresh
-virtual environment, and run the example app from it: ``python scripts/check_package.py``.
+virtual environment, and run the example app from it; then run the README's quick start
+and client snippet exactly as written, installs included, in another fresh virtual
+environment (``scripts/quickstart.py``): ``python scripts/check_package.py``.
 
 The example app is copied out of the source tree first, so that the installed wheel,
 not the checkout, is what it imports. Talks to 127.0.0.1 only and stops by itself.
@@ -19,6 +21,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import quickstart  # noqa: E402
 
 
 def run(*args: str | Path, cwd: Path | None = None) -> None:
@@ -85,9 +90,10 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=10)
     shutil.rmtree(work, ignore_errors=True)
+    quickstart.main()
     print(
-        "package check passed: sdist and wheel build, twine accepts them, and the example "
-        "app runs from the installed wheel"
+        "package check passed: sdist and wheel build, twine accepts them, the example "
+        "app runs from the installed wheel, and the README's quick start runs as written"
     )
 
 

@@ -175,3 +175,25 @@ def test_under_memory_the_commands_say_they_see_their_own_empty_store(users: Any
         for args in (("sessions", "1"), ("revoke", "1"), ("stats",)):
             result = run(app, *args)
             assert "own empty in-process store" in result.output, args
+
+
+def test_the_memory_store_warns_once_at_its_first_use_not_at_start_up(
+    users: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app's own commands that never touch the store (``create-user``) stay quiet."""
+    from conftest import Api, app_on_url
+
+    from flask_dualtoken.store import MEMORY_WARNING
+
+    def warnings() -> int:
+        return sum(MEMORY_WARNING in r.getMessage() for r in caplog.records)
+
+    with app_on_url(users, "memory://") as app:
+        app.cli.command("hello")(lambda: print("hello"))
+        assert app.test_cli_runner().invoke(args=["hello"]).output == "hello\n"
+        assert warnings() == 0
+        api = Api(app)
+        api.login()
+        assert warnings() == 1
+        api.login(username="bob")
+        assert warnings() == 1
