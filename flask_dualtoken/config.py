@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from redis import Redis
 from redis.cluster import RedisCluster
 
+from .connection import REDIS_SCHEMES, UrlError, check_url, redact_url
+
 MIN_SECRET_BYTES = 32
 _GENERATE = "python -m flask_dualtoken gen-secret"
 _GENERATE_ANYWHERE = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
@@ -23,9 +25,6 @@ GENERATE_SECRET_HINT = f"generate one with: {_GENERATE} (or {_GENERATE_ANYWHERE}
 #: The highest DUALTOKEN_MAX_SESSIONS: the session list walks at most this many sessions.
 MAX_SESSIONS_CAP = 1000
 TOKEN_LOCATIONS = ("headers", "cookies", "both")
-REDIS_SCHEMES = frozenset(
-    {"redis", "rediss", "unix", "memory", "redis+cluster", "rediss+cluster", "redis+sentinel"}
-)
 
 _DEFAULTS: dict[str, Any] = {
     "DUALTOKEN_SECRET_KEY": None,
@@ -219,15 +218,6 @@ class _Hidden:
         return f"<{self._what}>"
 
 
-def redact_url(url: str) -> str:
-    """The URL for logs, reprs and error messages: whole when it can hold no credential,
-    else its scheme alone. Parsing out just the password is not safe: one with an
-    unencoded '/', '?' or '#' moves the URL's parts around."""
-    if "@" in url or "password" in url.lower():
-        return f"{url.partition('://')[0]}://<credentials hidden>"
-    return url
-
-
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the app's config; raise ConfigError naming the first bad key."""
     unknown = sorted(k for k in config if k.startswith("DUALTOKEN_") and k not in KNOWN_KEYS)
@@ -352,47 +342,10 @@ def _redis_url(value: Any) -> str:
             f"{', '.join(sorted(s + '://' for s in REDIS_SCHEMES))}"
         )
     try:
-        if parts.scheme.endswith("+cluster"):
-            cluster_nodes(value)
-        elif parts.scheme == "redis+sentinel":
-            sentinel_parts(value)
-        elif parts.scheme != "memory":
-            # What redis-py will build from it, without connecting: a bad port or an
-            # unknown query argument fails here, not as a 500 at the first request.
-            Redis.from_url(value).connection_pool.make_connection()
-    except (ValueError, TypeError) as exc:
-        # The parser's message may quote a piece of a password: never echo it.
-        hint = exc if isinstance(exc, _UrlError) else "redis-py cannot use this URL"
-        raise ConfigError(f"DUALTOKEN_REDIS_URL {redact_url(value)!r}: {hint}") from None
+        check_url(value)
+    except UrlError as exc:
+        raise ConfigError(f"DUALTOKEN_REDIS_URL {redact_url(value)!r}: {exc}") from None
     return value
-
-
-class _UrlError(ValueError):
-    """A malformed cluster or sentinel URL; the message never quotes the URL."""
-
-
-def _hosts(netloc: str) -> list[tuple[str, int]]:
-    hosts = []
-    for item in netloc.rpartition("@")[2].split(","):
-        host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit():
-            raise _UrlError("give every host as host:port, separated by commas")
-        hosts.append((host.strip("[]"), int(port)))
-    return hosts
-
-
-def cluster_nodes(url: str) -> list[tuple[str, int]]:
-    """``redis+cluster://host:port[,host:port...]``: the cluster's startup nodes."""
-    return _hosts(urlsplit(url).netloc)
-
-
-def sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int]:
-    """``redis+sentinel://host:port[,host:port...]/service_name[/db]``."""
-    parts = urlsplit(url)
-    path = [p for p in parts.path.split("/") if p]
-    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
-        raise _UrlError("give the service name as the path: .../service_name[/db]")
-    return _hosts(parts.netloc), path[0], int(path[1]) if len(path) == 2 else 0
 
 
 def _redis_client(value: Any) -> Redis | RedisCluster | None:

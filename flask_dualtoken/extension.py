@@ -9,11 +9,12 @@ from flask import Flask, Response
 
 from . import sessions
 from .config import load_settings
+from .connection import connect, store_address
 from .context import request_client
 from .cookies import TRANSPORT_HEADER, CookieJar
 from .redis_scripts import StoreHealth
 from .state import EXTENSION_KEY, AppState, get_state
-from .store import SessionInfo, SessionStore, connect, store_address
+from .store import SessionInfo, SessionStore
 from .throttle import LoginThrottle
 from .tokens import TokenCodec, TokenPair
 

@@ -24,7 +24,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 from .errors import StoreUnavailable
 
 if TYPE_CHECKING:
-    from .store import RedisClient
+    from .connection import RedisClient
 
 logger = logging.getLogger("flask_dualtoken")
 
@@ -44,7 +44,7 @@ class StoreHealth:
     """
 
     def __init__(self, address: str) -> None:
-        self.address = address  # no credentials: see config.redact_url
+        self.address = address  # no credentials: see connection.redact_url
         self._down = False
         self._lock = threading.Lock()
 

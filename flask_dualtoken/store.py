@@ -16,33 +16,18 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias, cast
-from urllib.parse import urlsplit
+from typing import Any
 
-import redis
-from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
-from redis.retry import Retry
-from redis.sentinel import Sentinel
-
-from .config import MAX_SESSIONS_CAP, Settings, cluster_nodes, redact_url, sentinel_parts
+from .config import MAX_SESSIONS_CAP, Settings
+from .connection import MEMORY_WARNING, RedisClient
 from .errors import SessionRevoked
 from .redis_scripts import STORE_ERRORS, LuaScript, ScriptCall, StoreHealth, run, run_many
 from .tokens import Grant
 
 logger = logging.getLogger("flask_dualtoken")
-
-#: A standalone or Sentinel-managed client, or a cluster client: the store works with all.
-RedisClient: TypeAlias = "redis.Redis | RedisCluster"
-
-#: Socket timeouts for clients we build: a dead or black-holed Redis must turn into a 503
-#: within about a second, not after redis-py's default retries with backoff.
-SOCKET_TIMEOUT = 0.5
-
 
 CREATE = LuaScript("create")
 ROTATE = LuaScript("rotate")
@@ -51,10 +36,6 @@ REVOKE_ALL = LuaScript("revoke_all")
 CHECK = LuaScript("check")
 SESSIONS = LuaScript("sessions")
 
-MEMORY_WARNING = (
-    "flask-dualtoken is using the in-memory store (memory://): sessions live in this "
-    "process only and vanish on restart. Use a real Redis for more than one process."
-)
 EVICTION_WARNING = (
     "Redis runs with maxmemory-policy %s: under memory pressure it may evict this "
     "library's keys, which ends sessions early, lets a refresh within the grace window be "
@@ -68,109 +49,6 @@ EVICTION_WARNING = (
 MAX_EVICTIONS_PER_LOGIN = 100
 #: How many sessions the session list shows when there is no cap.
 UNCAPPED_LIST_LIMIT = 100
-
-
-def store_address(settings: Settings) -> str:
-    """Where the store is, for log lines: the URL without credentials."""
-    if settings.redis_client is not None:
-        return f"the {type(settings.redis_client).__name__} client in DUALTOKEN_REDIS"
-    return redact_url(settings.redis_url)
-
-
-def connect(settings: Settings) -> RedisClient:
-    """The client for the configured store; ``memory://`` is an in-process fakeredis."""
-    if settings.redis_client is not None:
-        return settings.redis_client
-    url = settings.redis_url
-    scheme = urlsplit(url).scheme
-    if scheme == "memory":
-        return _memory_client()
-    # Short timeouts and one immediate retry (which recovers a pooled connection that died
-    # with a Redis restart): an outage answers 503 in about a second.
-    timeouts: dict[str, Any] = {
-        "socket_timeout": SOCKET_TIMEOUT,
-        "socket_connect_timeout": SOCKET_TIMEOUT,
-        "retry": Retry(NoBackoff(), 1),
-        "retry_on_error": [redis.ConnectionError],
-    }
-    parts = urlsplit(url)
-    if scheme.endswith("+cluster"):
-
-        def cluster() -> RedisCluster:
-            return RedisCluster(
-                startup_nodes=[
-                    ClusterNode(host, port)  # type: ignore[no-untyped-call]
-                    for host, port in cluster_nodes(url)
-                ],
-                ssl=scheme.startswith("rediss"),
-                socket_timeout=SOCKET_TIMEOUT,
-                socket_connect_timeout=SOCKET_TIMEOUT,
-                # A moved slot or a failed-over master is retried; a dead cluster is not
-                # retried for long.
-                retry=Retry(NoBackoff(), 2),
-                username=parts.username,
-                password=parts.password,
-            )
-
-        # Duck-typed stand-in: every attribute is the real client's, built at first use.
-        return cast(RedisCluster, LazyCluster(cluster))
-    if scheme == "redis+sentinel":
-        hosts, service, db = sentinel_parts(url)
-        sentinel = Sentinel(hosts, sentinel_kwargs=dict(timeouts))  # type: ignore[no-untyped-call]
-        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-            service, db=db, username=parts.username, password=parts.password, **timeouts
-        )
-        return master
-    return redis.Redis.from_url(url, **timeouts)
-
-
-class LazyCluster:
-    """A cluster client built at first use, and built again until that works.
-
-    ``RedisCluster`` asks the nodes for the slot map in its constructor; ``init_app`` must
-    not depend on the store being up (an app whose cluster is down at start-up logs a
-    warning and answers 503 until it is back, and its CLI, ``gen-secret`` included, works).
-    """
-
-    def __init__(self, factory: Callable[[], RedisCluster]) -> None:
-        self._factory = factory
-        self._client: RedisCluster | None = None
-        self._lock = threading.Lock()
-
-    def _get(self) -> RedisCluster:
-        client = self._client
-        if client is None:
-            with self._lock:
-                client = self._client
-                if client is None:
-                    try:
-                        client = self._client = self._factory()
-                    except STORE_ERRORS as exc:
-                        logger.warning("Redis Cluster not reachable: %s", exc)
-                        raise redis.ConnectionError("Redis Cluster not reachable") from None
-        return client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._get(), name)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-    def __repr__(self) -> str:
-        return "LazyCluster(connected)" if self._client is not None else "LazyCluster()"
-
-
-def _memory_client() -> redis.Redis:
-    try:
-        import fakeredis
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise RuntimeError(
-            "DUALTOKEN_REDIS_URL=memory:// needs fakeredis with Lua: "
-            "pip install 'flask-dualtoken[memory]'"
-        ) from None
-    client: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    return client
 
 
 def hash_tag(kind: str, value: str) -> str:

@@ -17,8 +17,9 @@ import unicodedata
 from dataclasses import dataclass
 
 from .config import Settings
+from .connection import RedisClient
 from .redis_scripts import STORE_ERRORS, LuaScript, ScriptCall, StoreHealth, run_many
-from .store import RedisClient, hash_tag
+from .store import hash_tag
 
 RESERVE = LuaScript("reserve")
 RELEASE = LuaScript("release")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import Any
 
@@ -137,12 +136,6 @@ def test_a_ready_client_wins_over_the_url() -> None:
     assert get_state(app).store.client is client
 
 
-def test_the_memory_store_warns_through_logging(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="flask_dualtoken"):
-        make(BASE)
-    assert any("memory://" in r.getMessage() for r in caplog.records)
-
-
 def test_clients_we_build_answer_an_outage_fast() -> None:
     app = make({**BASE, "DUALTOKEN_REDIS_URL": "redis://127.0.0.1:1/0"})
     kwargs = get_state(app).store.client.connection_pool.connection_kwargs
@@ -161,7 +154,7 @@ def test_callbacks_missing_at_request_time_name_the_decorator() -> None:
 
 
 def test_cluster_and_sentinel_urls_are_parsed() -> None:
-    from flask_dualtoken.config import cluster_nodes, sentinel_parts
+    from flask_dualtoken.connection import cluster_nodes, sentinel_parts
 
     assert cluster_nodes("redis+cluster://10.0.0.1:7000,10.0.0.2:7001") == [
         ("10.0.0.1", 7000),

@@ -1,0 +1,200 @@
+"""Connection: the store URL grammar, checked at start-up, and the client built from it.
+
+Nothing here talks to the store when the app starts: a cluster client is built at its
+first use, so an app whose Redis is down starts, and answers 503 until Redis is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from .redis_scripts import STORE_ERRORS
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+logger = logging.getLogger("flask_dualtoken")
+
+#: A standalone or Sentinel-managed client, or a cluster client: the store works with all.
+RedisClient: TypeAlias = "redis.Redis | RedisCluster"
+
+#: Socket timeouts for clients we build: a dead or black-holed Redis must turn into a 503
+#: within about a second, not after redis-py's default retries with backoff.
+SOCKET_TIMEOUT = 0.5
+
+REDIS_SCHEMES = frozenset(
+    {"redis", "rediss", "unix", "memory", "redis+cluster", "rediss+cluster", "redis+sentinel"}
+)
+
+MEMORY_WARNING = (
+    "flask-dualtoken is using the in-memory store (memory://): sessions live in this "
+    "process only and vanish on restart. Use a real Redis for more than one process."
+)
+
+
+class UrlError(ValueError):
+    """A store URL no client can be built from; the message never quotes the URL."""
+
+
+def check_url(url: str) -> None:
+    """Raise UrlError unless a client can be built from ``url`` (no connection is made):
+    a bad port or an unknown query argument fails at start-up, not at the first request."""
+    scheme = urlsplit(url).scheme
+    try:
+        if scheme.endswith("+cluster"):
+            cluster_nodes(url)
+        elif scheme == "redis+sentinel":
+            sentinel_parts(url)
+        elif scheme != "memory":
+            redis.Redis.from_url(url).connection_pool.make_connection()
+    except (ValueError, TypeError) as exc:
+        # The parser's message may quote a piece of a password: never echo it.
+        raise UrlError(
+            exc if isinstance(exc, UrlError) else "redis-py cannot use this URL"
+        ) from None
+
+
+def redact_url(url: str) -> str:
+    """The URL for logs, reprs and error messages: whole when it can hold no credential,
+    else its scheme alone. Parsing out just the password is not safe: one with an
+    unencoded '/', '?' or '#' moves the URL's parts around."""
+    if "@" in url or "password" in url.lower():
+        return f"{url.partition('://')[0]}://<credentials hidden>"
+    return url
+
+
+def _hosts(netloc: str) -> list[tuple[str, int]]:
+    hosts = []
+    for item in netloc.rpartition("@")[2].split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise UrlError("give every host as host:port, separated by commas")
+        hosts.append((host.strip("[]"), int(port)))
+    return hosts
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """``redis+cluster://host:port[,host:port...]``: the cluster's startup nodes."""
+    return _hosts(urlsplit(url).netloc)
+
+
+def sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int]:
+    """``redis+sentinel://host:port[,host:port...]/service_name[/db]``."""
+    parts = urlsplit(url)
+    path = [p for p in parts.path.split("/") if p]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise UrlError("give the service name as the path: .../service_name[/db]")
+    return _hosts(parts.netloc), path[0], int(path[1]) if len(path) == 2 else 0
+
+
+def store_address(settings: Settings) -> str:
+    """Where the store is, for log lines: the URL without credentials."""
+    if settings.redis_client is not None:
+        return f"the {type(settings.redis_client).__name__} client in DUALTOKEN_REDIS"
+    return redact_url(settings.redis_url)
+
+
+def connect(settings: Settings) -> RedisClient:
+    """The client for the configured store; ``memory://`` is an in-process fakeredis."""
+    if settings.redis_client is not None:
+        return settings.redis_client
+    url = settings.redis_url
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        return _memory_client()
+    # Short timeouts and one immediate retry (which recovers a pooled connection that died
+    # with a Redis restart): an outage answers 503 in about a second.
+    timeouts: dict[str, Any] = {
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": SOCKET_TIMEOUT,
+        "retry": Retry(NoBackoff(), 1),
+        "retry_on_error": [redis.ConnectionError],
+    }
+    parts = urlsplit(url)
+    if scheme.endswith("+cluster"):
+
+        def cluster() -> RedisCluster:
+            return RedisCluster(
+                startup_nodes=[
+                    ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                    for host, port in cluster_nodes(url)
+                ],
+                ssl=scheme.startswith("rediss"),
+                socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT,
+                # A moved slot or a failed-over master is retried; a dead cluster is not
+                # retried for long.
+                retry=Retry(NoBackoff(), 2),
+                username=parts.username,
+                password=parts.password,
+            )
+
+        # Duck-typed stand-in: every attribute is the real client's, built at first use.
+        return cast(RedisCluster, LazyCluster(cluster))
+    if scheme == "redis+sentinel":
+        hosts, service, db = sentinel_parts(url)
+        sentinel = Sentinel(hosts, sentinel_kwargs=dict(timeouts))  # type: ignore[no-untyped-call]
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            service, db=db, username=parts.username, password=parts.password, **timeouts
+        )
+        return master
+    return redis.Redis.from_url(url, **timeouts)
+
+
+class LazyCluster:
+    """A cluster client built at first use, and built again until that works.
+
+    ``RedisCluster`` asks the nodes for the slot map in its constructor; ``init_app`` must
+    not depend on the store being up (an app whose cluster is down at start-up logs a
+    warning and answers 503 until it is back, and its CLI, ``gen-secret`` included, works).
+    """
+
+    def __init__(self, factory: Callable[[], RedisCluster]) -> None:
+        self._factory = factory
+        self._client: RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> RedisCluster:
+        client = self._client
+        if client is None:
+            with self._lock:
+                client = self._client
+                if client is None:
+                    try:
+                        client = self._client = self._factory()
+                    except STORE_ERRORS as exc:
+                        logger.warning("Redis Cluster not reachable: %s", exc)
+                        raise redis.ConnectionError("Redis Cluster not reachable") from None
+        return client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __repr__(self) -> str:
+        return "LazyCluster(connected)" if self._client is not None else "LazyCluster()"
+
+
+def _memory_client() -> redis.Redis:
+    try:
+        import fakeredis
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise RuntimeError(
+            "DUALTOKEN_REDIS_URL=memory:// needs fakeredis with Lua: "
+            "pip install 'flask-dualtoken[memory]'"
+        ) from None
+    client: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    return client
