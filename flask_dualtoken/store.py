@@ -19,22 +19,27 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast, get_args
+
+from redis.exceptions import ResponseError
 
 from .config import MAX_SESSIONS_CAP, Settings
 from .connection import MEMORY_WARNING, RedisClient
 from .errors import SessionRevoked
-from .redis_scripts import STORE_ERRORS, LuaScript, ScriptCall, StoreHealth, run, run_many
+from .redis_scripts import STORE_ERRORS, ScriptCall, StoreHealth, run, run_many
+from .scripts import (
+    CheckArgs,
+    CreateArgs,
+    RevokeAllArgs,
+    RevokeArgs,
+    RotateArgs,
+    ScriptArgs,
+    SessionsArgs,
+)
 from .tokens import Grant
 
 logger = logging.getLogger("flask_dualtoken")
 
-CREATE = LuaScript("create")
-ROTATE = LuaScript("rotate")
-REVOKE = LuaScript("revoke")
-REVOKE_ALL = LuaScript("revoke_all")
-CHECK = LuaScript("check")
-SESSIONS = LuaScript("sessions")
 
 EVICTION_WARNING = (
     "Redis runs with maxmemory-policy %s: under memory pressure it may evict this "
@@ -94,13 +99,17 @@ class SessionInfo:
         }
 
 
+#: What lua/rotate.lua decided; sessions.reissue maps each to an answer.
+RotationOutcome = Literal["rotated", "replayed", "reused", "revoked", "expired", "unknown"]
+ROTATION_OUTCOMES: frozenset[str] = frozenset(get_args(RotationOutcome))
+
+
 @dataclass(frozen=True)
 class Rotation:
     """The store's verdict on a reissue; ``grant`` is set for rotated and replayed."""
 
-    outcome: str  # rotated | replayed | reused | revoked | expired | unknown
+    outcome: RotationOutcome
     grant: Grant | None = None
-    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,16 +155,9 @@ class SessionStore:
     def replay_key(self, user_id: str, sid: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:r:{sid}"
 
-    def _keys(self, user_id: str, sid: str) -> list[str]:
-        return [
-            self.session_key(user_id, sid),
-            self.index_key(user_id),
-            self.replay_key(user_id, sid),
-        ]
-
-    def _run(self, call: ScriptCall) -> Any:
+    def _run(self, args: ScriptArgs) -> Any:
         try:
-            reply = run(self.client, call)
+            reply = run(self.client, args.call())
         except STORE_ERRORS as exc:
             # Fail closed: nothing is issued unless the script ran to the end.
             raise self.health.failed(exc) from None
@@ -213,11 +215,22 @@ class SessionStore:
         ``also``: independent calls to send in the same round trip (the login throttle's
         release); an error in any of them fails the whole call.
         """
-        args: list[str | int] = [user_id, sid, refresh_jti]
-        args += [self._access_ttl, self._idle_ttl, self._max_age, self._margin]
-        args += [client.ip, client.user_agent, self._max_sessions, MAX_EVICTIONS_PER_LOGIN]
-        args.append(self.user_prefix(user_id))
-        call = CREATE(self._keys(user_id, sid)[:2], args)
+        call = CreateArgs(
+            session=self.session_key(user_id, sid),
+            index=self.index_key(user_id),
+            uid=user_id,
+            sid=sid,
+            rt_jti=refresh_jti,
+            access_ttl=self._access_ttl,
+            idle_ttl=self._idle_ttl,
+            max_age=self._max_age,
+            margin=self._margin,
+            ip=client.ip,
+            user_agent=client.user_agent,
+            max_sessions=self._max_sessions,
+            evict_max=MAX_EVICTIONS_PER_LOGIN,
+            user_prefix=self.user_prefix(user_id),
+        ).call()
         try:
             reply = _text(run_many(self.client, [call, *also])[0])
         except STORE_ERRORS as exc:
@@ -238,17 +251,33 @@ class SessionStore:
         client: ClientInfo,
     ) -> Rotation:
         """Apply the reissue rule (lua/rotate.lua) to a verified, bound token pair."""
-        args: list[str | int] = [user_id, sid, presented_jti, new_refresh_jti]
-        args += [access_template, refresh_template]
-        args += [self._access_ttl, self._idle_ttl, self._grace_us, self._margin]
-        args += [client.ip, client.user_agent, presented_gen]
-        reply = _text(self._run(ROTATE(self._keys(user_id, sid), args)))
+        call = RotateArgs(
+            session=self.session_key(user_id, sid),
+            index=self.index_key(user_id),
+            replay=self.replay_key(user_id, sid),
+            uid=user_id,
+            sid=sid,
+            presented_jti=presented_jti,
+            new_jti=new_refresh_jti,
+            at_template=access_template,
+            rt_template=refresh_template,
+            access_ttl=self._access_ttl,
+            idle_ttl=self._idle_ttl,
+            grace_us=self._grace_us,
+            margin=self._margin,
+            ip=client.ip,
+            user_agent=client.user_agent,
+            presented_gen=presented_gen,
+        )
+        reply = _text(self._run(call))
         outcome = reply[0]
+        if outcome not in ROTATION_OUTCOMES:
+            raise self.health.failed(ResponseError(f"rotate answered {outcome!r}"))
         if outcome in ("rotated", "replayed"):
             issued_at, access_exp, refresh_exp, gen = map(int, reply[1:5])
             grant = Grant(reply[5], reply[6], gen, issued_at, access_exp, refresh_exp)
-            return Rotation(outcome, grant)
-        return Rotation(outcome, detail=reply[1] if len(reply) > 1 else None)
+            return Rotation(cast(RotationOutcome, outcome), grant)
+        return Rotation(cast(RotationOutcome, outcome))
 
     def revoke(self, user_id: str, sid: str, reason: str, *, caller: str | None = None) -> bool:
         """End a session; False when it was already ended or never existed.
@@ -256,8 +285,16 @@ class SessionStore:
         ``caller``: the session id of the access token asking; when that session has
         ended, nothing changes and ``SessionRevoked`` is raised.
         """
-        args = [user_id, sid, reason, caller or ""]
-        ended = int(self._run(REVOKE(self._keys(user_id, sid), args)))
+        call = RevokeArgs(
+            session=self.session_key(user_id, sid),
+            index=self.index_key(user_id),
+            replay=self.replay_key(user_id, sid),
+            uid=user_id,
+            sid=sid,
+            reason=reason,
+            caller=caller or "",
+        )
+        ended = int(self._run(call))
         if ended < 0:
             raise SessionRevoked()
         return ended == 1
@@ -266,20 +303,29 @@ class SessionStore:
         """End every session of a user in one script, including logins racing with this call.
 
         ``caller`` as for ``revoke``."""
-        args: list[str | int] = [caller or "", self.user_prefix(user_id), MAX_SESSIONS_CAP]
-        if int(self._run(REVOKE_ALL([self.index_key(user_id)], args))) < 0:
+        call = RevokeAllArgs(
+            index=self.index_key(user_id),
+            caller=caller or "",
+            user_prefix=self.user_prefix(user_id),
+            limit=MAX_SESSIONS_CAP,
+        )
+        if int(self._run(call)) < 0:
             raise SessionRevoked()
 
     def is_live(self, user_id: str, sid: str) -> bool:
         """Strict mode's check: one read-only script, no writes."""
-        return bool(self._run(CHECK([self.index_key(user_id)], [sid])))
+        return bool(self._run(CheckArgs(index=self.index_key(user_id), sid=sid)))
 
     def sessions(self, user_id: str, *, caller: str | None = None) -> list[SessionInfo]:
         """The user's live sessions, oldest first (to the microsecond), from the index; at
         most ``list_limit`` of them (the newest). ``caller`` as for ``revoke``."""
-        prefix = self.session_key(user_id, "")
-        args: list[str | int] = [prefix, caller or "", self.list_limit]
-        flat = _text(self._run(SESSIONS([self.index_key(user_id)], args)))
+        call = SessionsArgs(
+            index=self.index_key(user_id),
+            session_prefix=self.session_key(user_id, ""),
+            caller=caller or "",
+            limit=self.list_limit,
+        )
+        flat = _text(self._run(call))
         if flat[0] == "revoked":
             raise SessionRevoked()
         rows = sorted(

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 
 from .config import Settings
 from .connection import RedisClient
-from .redis_scripts import STORE_ERRORS, LuaScript, ScriptCall, StoreHealth, run_many
+from .redis_scripts import STORE_ERRORS, ScriptCall, StoreHealth, run_many
+from .scripts import ReleaseArgs, ReserveArgs
 from .store import hash_tag
-
-RESERVE = LuaScript("reserve")
-RELEASE = LuaScript("release")
 
 
 def fold_username(username: str) -> str:
@@ -87,17 +85,19 @@ class LoginThrottle:
         counters = self._counters(username, ip)
         if not counters:
             return 0, Reservation()
-        calls = [RESERVE([c.key], [c.limit, self._window]) for c in counters]
+        calls = [
+            ReserveArgs(counter=c.key, limit=c.limit, window=self._window).call() for c in counters
+        ]
         try:
             replies = run_many(self._client, calls)
             granted = [c for c, (ok, _) in zip(counters, replies, strict=True) if ok]
             if len(granted) < len(counters):
                 # A full counter refuses the attempt: give back what the others reserved.
                 if granted:
-                    run_many(self._client, [RELEASE([c.key], []) for c in granted])
+                    run_many(self._client, [ReleaseArgs(counter=c.key).call() for c in granted])
                 wait_ms = max(int(ttl) for ok, ttl in replies if not ok)
                 return max(1, -(-wait_ms // 1000)), Reservation()
         except STORE_ERRORS as exc:
             raise self._health.failed(exc) from None
         self._health.answered()
-        return 0, Reservation(tuple(RELEASE([c.key], []) for c in counters))
+        return 0, Reservation(tuple(ReleaseArgs(counter=c.key).call() for c in counters))

@@ -1,6 +1,7 @@
 -- Strict mode: is this session alive? Read-only.
--- KEYS: user index
--- ARGV: sid
+-- Arguments by name: flask_dualtoken/scripts.py, CheckArgs.
+local index = unpack(KEYS)
+local sid = unpack(ARGV)
 local _, now_us = clock()
-if alive(KEYS[1], ARGV[1], now_us) then return 1 end
+if alive(index, sid, now_us) then return 1 end
 return 0

@@ -1,6 +1,9 @@
 -- Shared by every script (prepended by store.py). Times come from Redis TIME so that
 -- every app server agrees on one clock. Numbers are written with %.0f: Lua's default
 -- number-to-string conversion would round microsecond timestamps.
+-- Redis runs Lua 5.1 (global unpack); other Lua versions keep it in table.
+local unpack = unpack or table.unpack
+
 local function fmt(n) return string.format('%.0f', n) end
 
 local function clock()

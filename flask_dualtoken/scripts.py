@@ -1,0 +1,169 @@
+"""Scripts: each Lua script of ``lua/`` with its KEYS and ARGV by name.
+
+A script reads its arguments by position, so a swapped argument would fail silently.
+Here every script has one frozen dataclass: the fields named in ``KEYS`` are its keys, the
+others its arguments, both in declaration order; the Lua file binds the very same names in
+the very same order on its first lines (``local session, index = unpack(KEYS)``), and
+``tests/test_scripts.py`` compares the two. Callers fill in fields by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from .redis_scripts import LuaScript, ScriptCall
+
+CREATE = LuaScript("create")
+ROTATE = LuaScript("rotate")
+REVOKE = LuaScript("revoke")
+REVOKE_ALL = LuaScript("revoke_all")
+CHECK = LuaScript("check")
+SESSIONS = LuaScript("sessions")
+RESERVE = LuaScript("reserve")
+RELEASE = LuaScript("release")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScriptArgs:
+    """Named KEYS and ARGV of one script."""
+
+    SCRIPT: ClassVar[LuaScript]
+    KEYS: ClassVar[tuple[str, ...]]
+
+    def call(self) -> ScriptCall:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        keys = tuple(values.pop(name) for name in self.KEYS)
+        return ScriptCall(self.SCRIPT, keys, tuple(values.values()))
+
+    @classmethod
+    def argv_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.name not in cls.KEYS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateArgs(ScriptArgs):
+    """Start a session at login, within the user's session cap (lua/create.lua)."""
+
+    SCRIPT = CREATE
+    KEYS = ("session", "index")
+    session: str
+    index: str
+    uid: str
+    sid: str
+    rt_jti: str
+    access_ttl: int
+    idle_ttl: int
+    max_age: int
+    margin: int
+    ip: str
+    user_agent: str
+    max_sessions: int  # 0: no cap
+    evict_max: int  # the most sessions one login may end
+    user_prefix: str  # the ended sessions' keys are built from it (same hash tag)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RotateArgs(ScriptArgs):
+    """The reissue rule's decision (lua/rotate.lua)."""
+
+    SCRIPT = ROTATE
+    KEYS = ("session", "index", "replay")
+    session: str
+    index: str
+    replay: str
+    uid: str
+    sid: str
+    presented_jti: str
+    new_jti: str
+    at_template: str
+    rt_template: str
+    access_ttl: int
+    idle_ttl: int
+    grace_us: int
+    margin: int
+    ip: str
+    user_agent: str
+    presented_gen: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevokeArgs(ScriptArgs):
+    """End one session (lua/revoke.lua)."""
+
+    SCRIPT = REVOKE
+    KEYS = ("session", "index", "replay")
+    session: str
+    index: str
+    replay: str
+    uid: str
+    sid: str
+    reason: str
+    caller: str  # '' when not acting for a session
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevokeAllArgs(ScriptArgs):
+    """End every session of a user (lua/revoke_all.lua)."""
+
+    SCRIPT = REVOKE_ALL
+    KEYS = ("index",)
+    index: str
+    caller: str
+    user_prefix: str
+    limit: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckArgs(ScriptArgs):
+    """Strict mode's liveness check (lua/check.lua)."""
+
+    SCRIPT = CHECK
+    KEYS = ("index",)
+    index: str
+    sid: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionsArgs(ScriptArgs):
+    """List a user's live sessions (lua/sessions.lua)."""
+
+    SCRIPT = SESSIONS
+    KEYS = ("index",)
+    index: str
+    session_prefix: str
+    caller: str
+    limit: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReserveArgs(ScriptArgs):
+    """Reserve one login attempt on a counter (lua/reserve.lua)."""
+
+    SCRIPT = RESERVE
+    KEYS = ("counter",)
+    counter: str
+    limit: int
+    window: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseArgs(ScriptArgs):
+    """Give one reserved attempt back (lua/release.lua)."""
+
+    SCRIPT = RELEASE
+    KEYS = ("counter",)
+    counter: str
+
+
+#: Every script with its arguments: what the binding test walks.
+ALL: tuple[type[ScriptArgs], ...] = (
+    CreateArgs,
+    RotateArgs,
+    RevokeArgs,
+    RevokeAllArgs,
+    CheckArgs,
+    SessionsArgs,
+    ReserveArgs,
+    ReleaseArgs,
+)
