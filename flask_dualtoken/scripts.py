@@ -20,6 +20,7 @@ REVOKE = LuaScript("revoke")
 REVOKE_ALL = LuaScript("revoke_all")
 CHECK = LuaScript("check")
 SESSIONS = LuaScript("sessions")
+END_SESSIONS = LuaScript("end_sessions")
 RESERVE = LuaScript("reserve")
 RELEASE = LuaScript("release")
 
@@ -34,11 +35,13 @@ class ScriptArgs:
     def call(self) -> ScriptCall:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         keys = tuple(values.pop(name) for name in self.KEYS)
+        # Sessions' keys the script touches, after its own (lua/prelude.lua).
+        keys += tuple(values.pop("declared", ()))
         return ScriptCall(self.SCRIPT, keys, tuple(values.values()))
 
     @classmethod
     def argv_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls) if f.name not in cls.KEYS)
+        return tuple(f.name for f in fields(cls) if f.name not in (*cls.KEYS, "declared"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +63,6 @@ class CreateArgs(ScriptArgs):
     user_agent: str
     max_sessions: int  # 0: no cap
     evict_max: int  # the most sessions one login may end
-    user_prefix: str  # the ended sessions' keys are built from it (same hash tag)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +112,6 @@ class RevokeAllArgs(ScriptArgs):
     KEYS = ("index",)
     index: str
     caller: str
-    user_prefix: str
     limit: int
 
 
@@ -131,9 +132,21 @@ class SessionsArgs(ScriptArgs):
     SCRIPT = SESSIONS
     KEYS = ("index",)
     index: str
-    session_prefix: str
     caller: str
-    limit: int
+    sids: str  # comma-separated, in the order of ``declared``
+    declared: tuple[str, ...]  # a session hash and its replay key per sid
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndSessionsArgs(ScriptArgs):
+    """Tidy sessions that have left the index (lua/end_sessions.lua)."""
+
+    SCRIPT = END_SESSIONS
+    KEYS = ("index",)
+    index: str
+    reason: str
+    sids: str  # comma-separated, in the order of ``declared``
+    declared: tuple[str, ...]  # a session hash and its replay key per sid
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,6 +177,7 @@ ALL: tuple[type[ScriptArgs], ...] = (
     RevokeAllArgs,
     CheckArgs,
     SessionsArgs,
+    EndSessionsArgs,
     ReserveArgs,
     ReleaseArgs,
 )

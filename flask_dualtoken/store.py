@@ -1,4 +1,4 @@
-"""Store: sessions in Redis, each operation one atomic Lua script called by SHA.
+"""Store: sessions in Redis, each decision one atomic Lua script called by SHA.
 
 Layout, all keys of one user under one hash tag so a script touches one cluster slot::
 
@@ -10,6 +10,11 @@ Layout, all keys of one user under one hash tag so a script touches one cluster 
 
 Redis holds refresh-token *ids* and unsigned claim templates, never a token or a hash of
 one: reading Redis does not let anyone act as a user.
+
+Every script is given every key it touches (lua/prelude.lua, declared_sessions). So the
+sessions that the cap or logout-all ends, known only inside the script, are ended there
+by leaving the index, and their keys are shrunk to markers by a second call that names
+them; listing sessions reads the index first, then reads the sessions it names.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from .redis_scripts import STORE_ERRORS, ScriptCall, StoreHealth, run, run_many
 from .scripts import (
     CheckArgs,
     CreateArgs,
+    EndSessionsArgs,
     RevokeAllArgs,
     RevokeArgs,
     RotateArgs,
@@ -121,7 +127,9 @@ class Created:
 
 
 class SessionStore:
-    """Session operations of one app; every public method is one round trip to Redis."""
+    """Session operations of one app: each is one round trip to Redis, except the two that
+    read or end sessions the caller does not know yet (the list, logout-all, a login
+    beyond the cap), which take a second."""
 
     def __init__(self, client: RedisClient, settings: Settings, health: StoreHealth) -> None:
         self.client = client
@@ -142,8 +150,7 @@ class SessionStore:
         )
 
     def user_prefix(self, user_id: str) -> str:
-        """What every key of one user starts with; scripts that learn which sessions to
-        end only as they run build those sessions' keys from it (same hash tag)."""
+        """What every key of one user starts with: one hash tag, so one cluster slot."""
         return f"{self._prefix}:{user_tag(user_id)}:"
 
     def session_key(self, user_id: str, sid: str) -> str:
@@ -154,6 +161,31 @@ class SessionStore:
 
     def replay_key(self, user_id: str, sid: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:r:{sid}"
+
+    def _session_keys(self, user_id: str, sids: Sequence[str]) -> tuple[str, ...]:
+        """A session hash and its replay key per session: what a script that reads or ends
+        sessions it did not know beforehand is given (lua/prelude.lua)."""
+        keys: list[str] = []
+        for sid in sids:
+            keys += [self.session_key(user_id, sid), self.replay_key(user_id, sid)]
+        return tuple(keys)
+
+    def _tidy(self, user_id: str, sids: Sequence[str], reason: str) -> None:
+        """Shrink sessions a script ended (out of the index) to their markers. They are
+        ended already: when this fails, the failure is logged and their keys simply
+        expire with their refresh tokens."""
+        if not sids:
+            return
+        call = EndSessionsArgs(
+            index=self.index_key(user_id),
+            reason=reason,
+            sids=",".join(sids),
+            declared=self._session_keys(user_id, sids),
+        )
+        try:
+            run(self.client, call.call())
+        except STORE_ERRORS as exc:
+            self.health.failed(exc)
 
     def _run(self, args: ScriptArgs) -> Any:
         try:
@@ -229,7 +261,6 @@ class SessionStore:
             user_agent=client.user_agent,
             max_sessions=self._max_sessions,
             evict_max=MAX_EVICTIONS_PER_LOGIN,
-            user_prefix=self.user_prefix(user_id),
         ).call()
         try:
             reply = _text(run_many(self.client, [call, *also])[0])
@@ -237,7 +268,9 @@ class SessionStore:
             raise self.health.failed(exc) from None
         self._first_contact()
         grant = Grant(access_template, refresh_template, 0, *map(int, reply[1:4]))
-        return Created(grant, tuple(reply[4:]))
+        evicted = tuple(reply[4:])
+        self._tidy(user_id, evicted, "session_limit")
+        return Created(grant, evicted)
 
     def rotate(
         self,
@@ -300,17 +333,15 @@ class SessionStore:
         return ended == 1
 
     def revoke_all(self, user_id: str, *, caller: str | None = None) -> None:
-        """End every session of a user in one script, including logins racing with this call.
-
-        ``caller`` as for ``revoke``."""
+        """End every session of a user in one script, including logins racing with this call;
+        a second call shrinks their keys to markers. ``caller`` as for ``revoke``."""
         call = RevokeAllArgs(
-            index=self.index_key(user_id),
-            caller=caller or "",
-            user_prefix=self.user_prefix(user_id),
-            limit=MAX_SESSIONS_CAP,
+            index=self.index_key(user_id), caller=caller or "", limit=MAX_SESSIONS_CAP
         )
-        if int(self._run(call)) < 0:
+        reply = _text(self._run(call))
+        if reply[0] == "revoked":
             raise SessionRevoked()
+        self._tidy(user_id, reply[1:], "logout_all")
 
     def is_live(self, user_id: str, sid: str) -> bool:
         """Strict mode's check: one read-only script, no writes."""
@@ -319,11 +350,16 @@ class SessionStore:
     def sessions(self, user_id: str, *, caller: str | None = None) -> list[SessionInfo]:
         """The user's live sessions, oldest first (to the microsecond), from the index; at
         most ``list_limit`` of them (the newest). ``caller`` as for ``revoke``."""
+        index = self.index_key(user_id)
+        try:  # newest end first; the script skips and prunes the dead ones
+            sids = _text(self.client.zrevrange(index, 0, self.list_limit - 1))
+        except STORE_ERRORS as exc:
+            raise self.health.failed(exc) from None
         call = SessionsArgs(
-            index=self.index_key(user_id),
-            session_prefix=self.session_key(user_id, ""),
+            index=index,
             caller=caller or "",
-            limit=self.list_limit,
+            sids=",".join(sids),
+            declared=self._session_keys(user_id, sids),
         )
         flat = _text(self._run(call))
         if flat[0] == "revoked":

@@ -2,10 +2,9 @@
 -- Arguments by name: flask_dualtoken/scripts.py, CreateArgs.
 local session, index = unpack(KEYS)
 local uid, sid, rt_jti, access_ttl, idle_ttl, max_age, margin, ip, user_agent,
-  max_sessions, evict_max, user_prefix = unpack(ARGV)
--- The keys of the sessions the cap ends are built from the user's key prefix: which they
--- are is known only here. They share the index's hash tag, so on a cluster they live in
--- the same slot.
+  max_sessions, evict_max = unpack(ARGV)
+-- Sessions the cap ends leave the index here (which ends them); the reply names them, and
+-- store.py tidies their keys with lua/end_sessions.lua.
 local now_s, now_us = clock()
 max_age, margin = tonumber(max_age), tonumber(margin)
 local cap = tonumber(max_sessions)
@@ -30,11 +29,7 @@ if cap > 0 then
   local excess = math.min(redis.call('ZCARD', index) - cap + 1, evict_max)
   if excess > 0 then
     local popped = redis.call('ZPOPMIN', index, excess)
-    for i = 1, #popped, 2 do
-      local ended = popped[i]
-      end_session(user_prefix .. 's:' .. ended, user_prefix .. 'r:' .. ended, 'session_limit')
-      table.insert(reply, ended)
-    end
+    for i = 1, #popped, 2 do table.insert(reply, popped[i]) end
   end
 end
 redis.call('ZADD', index, fmt(now_us + max_age * 1000000), sid)

@@ -64,6 +64,21 @@ local function set_agent(session, agent)
   redis.call('HSET', session, 'uan', n)
 end
 
+-- A script touches only keys it is given (the Redis documentation requires it, and some
+-- servers refuse anything else). Sessions found only as a script runs (the oldest beyond
+-- the cap, every session at logout-all) are ended there by leaving the index, which is
+-- what ends a session; their own keys are tidied by lua/end_sessions.lua in a second call
+-- that declares them. These are such declared keys, after the script's own: a session
+-- hash and its replay key per session id in `sids` (comma-separated), in that order.
+local function declared_sessions(first, sids)
+  local out, i = {}, first
+  for sid in string.gmatch(sids, '[^,]+') do
+    table.insert(out, {sid, KEYS[i], KEYS[i + 1]})
+    i = i + 2
+  end
+  return out
+end
+
 local function get_agent(session)
   local n = tonumber(redis.call('HGET', session, 'uan') or '0')
   local parts = {}
