@@ -13,7 +13,7 @@ from .connection import connect, store_address
 from .context import request_client
 from .cookies import TRANSPORT_HEADER, CookieJar
 from .redis_scripts import StoreHealth
-from .state import EXTENSION_KEY, AppState, get_state
+from .state import EXTENSION_KEY, AppState, get_state, misconfigured
 from .store import SessionInfo, SessionStore
 from .throttle import LoginThrottle
 from .tokens import TokenCodec, TokenPair
@@ -22,11 +22,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _default_identity(user: Any) -> str:
-    return str(user.id)
+    return str(_required(user, "id"))
 
 
 def _default_role(user: Any) -> str:
-    return str(user.role)
+    return str(_required(user, "role"))
+
+
+def _required(user: Any, name: str) -> Any:
+    """A user attribute the default loaders need; None (a user not saved yet, a column
+    left empty) is refused rather than becoming the string 'None'."""
+    value = getattr(user, name)
+    if value is None:
+        raise ValueError(f"user.{name} is None")
+    return value
 
 
 def _no_extra_claims(user: Any) -> Mapping[str, Any]:
@@ -110,9 +119,8 @@ class DualToken:
         try:
             return self._callbacks[name]
         except KeyError:
-            raise RuntimeError(
-                f"flask-dualtoken needs a {name} callback: decorate a function with "
-                f"@dualtoken.{name}"
+            raise misconfigured(
+                name, "callback is not registered", f"decorate a function with @dualtoken.{name}"
             ) from None
 
     # -- Python API -------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class AppState:
             "identity_loader", user, "by default it is str(user.id): give users an id"
         )
         if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_SUBJECT_CHARS:
-            raise _misconfigured(
+            raise misconfigured(
                 "identity_loader",
                 f"returned {user_id!r:.80}",
                 f"return the user's id as a str of 1-{MAX_SUBJECT_CHARS} characters",
@@ -58,18 +58,18 @@ class AppState:
     def role_of(self, user: Any) -> str:
         role = self._call("role_loader", user, "by default it is user.role: give users a role")
         if not isinstance(role, str):
-            raise _misconfigured("role_loader", f"returned {role!r:.80}", "return a str")
+            raise misconfigured("role_loader", f"returned {role!r:.80}", "return a str")
         return role
 
     def extra_claims_of(self, user: Any) -> Mapping[str, Any]:
         extra = self._call("claims_loader", user, "return a dict of extra claims")
         if not isinstance(extra, Mapping):
-            raise _misconfigured(
+            raise misconfigured(
                 "claims_loader", f"returned a {type(extra).__name__}", "return a dict"
             )
         reserved = RESERVED_CLAIMS.intersection(extra)
         if reserved:
-            raise _misconfigured(
+            raise misconfigured(
                 "claims_loader",
                 f"returned reserved claim(s) {sorted(reserved)}",
                 "rename them: the library sets these itself",
@@ -77,7 +77,7 @@ class AppState:
         try:
             json.dumps(extra, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise _misconfigured(
+            raise misconfigured(
                 "claims_loader", f"returned claims that are not JSON ({exc})", "return JSON"
             ) from None
         return extra
@@ -87,14 +87,14 @@ class AppState:
         try:
             return loader(user)
         except Exception as exc:  # an app's loader: any failure is a misconfiguration
-            raise _misconfigured(
+            raise misconfigured(
                 name,
                 f"raised {type(exc).__name__}: {exc}",
                 f"{fix}, or register @dualtoken.{name}",
             ) from exc
 
 
-def _misconfigured(loader: str, problem: str, fix: str) -> Misconfigured:
+def misconfigured(loader: str, problem: str, fix: str) -> Misconfigured:
     """One log line that names the loader, what went wrong and the fix; the JSON 500."""
     detail = f"flask-dualtoken: the {loader} {problem}; {fix}."
     logger.error("%s", detail)

@@ -11,6 +11,7 @@ from conftest import Api, Users
 from flask import Flask
 
 from flask_dualtoken import DualToken
+from flask_dualtoken.state import get_state
 
 
 def dualtoken_of(app: Flask) -> DualToken:
@@ -161,6 +162,30 @@ def test_a_loader_returning_the_wrong_thing_is_a_json_500_and_one_log_line(
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert f"the {named} " in line
     assert "@dualtoken" in line or "return" in line or "rename" in line
+
+
+class Unsaved:
+    id = None
+    role = "user"
+
+
+class NoRoleYet:
+    id = 1
+    role = None
+
+
+@pytest.mark.parametrize(("user", "attribute"), [(Unsaved, "id"), (NoRoleYet, "role")])
+def test_a_user_attribute_left_none_is_refused_not_turned_into_the_string_none(
+    make_app: Any, caplog: pytest.LogCaptureFixture, user: type, attribute: str
+) -> None:
+    app = make_app()
+    dualtoken_of(app).authenticate(lambda username, password: user())
+    response = app.test_client().post("/auth/login", json={"username": "a", "password": "b"})
+    assert (response.status_code, response.json["error"]) == (500, "server_misconfigured")
+    assert f"user.{attribute} is None" in caplog.text
+    store = get_state(app).store
+    for uid in ("1", "None"):  # no session was stored, under either id
+        assert store.client.zcard(store.index_key(uid)) == 0
 
 
 def test_a_user_without_a_role_is_told_how_to_fix_it(
