@@ -25,7 +25,9 @@ UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u
 #: U+FFFD REPLACEMENT CHARACTER: what an unsafe character of a client string becomes.
 PLACEHOLDER = "\ufffd"
 
-_G_KEY = "_dualtoken_auth"
+#: What a request keeps in ``flask.g``: its verified token, and its parsed JSON body.
+AUTH_KEY = "_dualtoken_auth"
+BODY_KEY = "_dualtoken_body"
 _UNLOADED: Any = object()
 
 
@@ -38,11 +40,11 @@ class RequestAuth:
 
 
 def set_request_auth(token: AccessToken | None) -> None:
-    setattr(g, _G_KEY, RequestAuth(token))
+    setattr(g, AUTH_KEY, RequestAuth(token))
 
 
 def _request_auth() -> RequestAuth | None:
-    auth: RequestAuth | None = g.get(_G_KEY)
+    auth: RequestAuth | None = g.get(AUTH_KEY)
     return auth
 
 

@@ -1,4 +1,4 @@
-"""``@jwt_required``: verify the bearer access token once and check its role."""
+"""``@jwt_required`` and ``verify_request``: verify the access token once, check its role."""
 
 from __future__ import annotations
 
@@ -50,13 +50,13 @@ def jwt_required(
     without a token passes with ``current_user`` standing for None, but a bad token is
     still 401. ``OPTIONS`` requests pass untouched (CORS preflight). Async views work.
     """
-    allowed = None if roles is None else frozenset([roles] if isinstance(roles, str) else roles)
+    allowed = _roles(roles)
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if request.method != "OPTIONS":
-                _verify_request(allowed, optional)
+                _verify(allowed, optional)
             return current_app.ensure_sync(view)(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -64,7 +64,20 @@ def jwt_required(
     return decorator(fn) if fn is not None else decorator
 
 
-def _verify_request(allowed: frozenset[str] | None, optional: bool) -> None:
+def verify_request(*, roles: Iterable[str] | str | None = None, optional: bool = False) -> None:
+    """What ``@jwt_required`` does, for code that is not a view: a ``before_request``
+    hook guarding a whole blueprint, an error handler, a helper. Raises the same errors
+    (which render as the same JSON), then ``current_user`` and ``get_jwt()`` work. Unlike
+    the decorator it does not let ``OPTIONS`` through: check ``request.method`` first
+    where CORS preflights must pass."""
+    _verify(_roles(roles), optional)
+
+
+def _roles(roles: Iterable[str] | str | None) -> frozenset[str] | None:
+    return None if roles is None else frozenset([roles] if isinstance(roles, str) else roles)
+
+
+def _verify(allowed: frozenset[str] | None, optional: bool) -> None:
     state = get_state()
     settings = state.settings
     raw = bearer_token() if settings.access_from_header else None

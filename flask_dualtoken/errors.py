@@ -76,7 +76,7 @@ class RequestTooLarge(DualTokenError):
     description = "The request body is too large."
 
 
-class MethodNotAllowed(DualTokenError):
+class MethodRefused(DualTokenError):
     code = 405
     error = "method_not_allowed"
     description = "This method is not allowed here."
@@ -87,7 +87,7 @@ class MethodNotAllowed(DualTokenError):
         )
 
 
-class NotFound(DualTokenError):
+class RouteNotFound(DualTokenError):
     code = 404
     error = "not_found"
     description = "Not found."

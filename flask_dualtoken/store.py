@@ -379,6 +379,15 @@ class SessionStore:
             for sid, created, used, expires, ip, agent in rows
         ]
 
+    def ping(self) -> float:
+        """One round trip to the store, in milliseconds."""
+        start = time.perf_counter()
+        try:
+            self.client.ping()
+        except STORE_ERRORS as exc:
+            raise self.health.failed(exc) from None
+        return (time.perf_counter() - start) * 1000
+
     def count_live_sessions(self) -> int:
         """Scan every session hash: for operators' statistics, never for a request.
 
@@ -411,14 +420,6 @@ class SessionStore:
             for sid, uid in rows:
                 pipe.zscore(self.index_key(uid), sid)
             return sum(1 for ends in pipe.execute() if ends is not None and ends > now_us)
-
-    def session(self, user_id: str, sid: str) -> dict[str, str]:
-        """The raw session hash, for inspection and tests (no token material in it)."""
-        try:
-            raw = self.client.hgetall(self.session_key(user_id, sid))
-        except STORE_ERRORS as exc:
-            raise self.health.failed(exc) from None
-        return {_str(k): _str(v) for k, v in raw.items()}
 
 
 def _str(value: Any) -> str:

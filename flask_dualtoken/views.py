@@ -10,15 +10,15 @@ from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import sessions
-from .context import UNSAFE_CHARS, get_request_token, request_client
+from .context import BODY_KEY, UNSAFE_CHARS, get_request_token, request_client
 from .cookies import TRANSPORT_HEADER
 from .decorators import bearer_token, jwt_required
 from .errors import (
     DualTokenError,
     InvalidRequest,
-    MethodNotAllowed,
-    NotFound,
+    MethodRefused,
     RequestTooLarge,
+    RouteNotFound,
     SessionNotFound,
     TokenMissing,
 )
@@ -36,7 +36,7 @@ MAX_PASSWORD_CHARS = 1024
 
 def _json_object() -> dict[str, Any]:
     """The request's JSON object, parsed once per request."""
-    cached: dict[str, Any] | None = g.get("_dualtoken_body")
+    cached: dict[str, Any] | None = g.get(BODY_KEY)
     if cached is not None:
         return cached
     if not request.is_json:
@@ -58,7 +58,7 @@ def _json_object() -> dict[str, Any]:
         raise InvalidRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    g._dualtoken_body = body
+    setattr(g, BODY_KEY, body)
     return body
 
 
@@ -244,7 +244,7 @@ def revoke_session(sid: str) -> Response:
 def openapi() -> Response:
     state = get_state()
     if not state.settings.openapi:
-        raise NotFound()
+        raise RouteNotFound()
     return jsonify(openapi_document(state.settings))
 
 
@@ -269,7 +269,7 @@ def _other_methods(allowed: str, **_: Any) -> Response:
     allow = f"{allowed}, HEAD, OPTIONS" if allowed == "GET" else f"{allowed}, OPTIONS"
     if request.method == "OPTIONS":
         return Response(status=200, headers={"Allow": allow})
-    raise MethodNotAllowed(allowed)
+    raise MethodRefused(allowed)
 
 
 for _index, (_rule, _allowed) in enumerate(

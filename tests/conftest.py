@@ -491,6 +491,16 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def session_hash(store: SessionStore, user_id: str, sid: str) -> dict[str, str]:
+    """A session's raw hash in Redis, to check what the store keeps (no token in it)."""
+    raw = store.client.hgetall(store.session_key(user_id, sid))
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def sid_of(pair: dict[str, Any]) -> str:
     """The session id of a login or reissue answer, read from its access token."""
     return str(jwt.decode(pair["access_token"], options={"verify_signature": False})["sid"])

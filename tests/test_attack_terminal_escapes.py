@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import Api, bearer, sid_of
+from conftest import Api, bearer, session_hash, sid_of
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -161,7 +161,7 @@ def test_a_forwarded_address_with_control_characters_is_stored_and_logged_withou
             headers={**bearer(pair["access_token"]), **forwarded},
         )
         assert again.status_code == 200
-    stored = store.session("1", sid_of(pair))["ip"]
+    stored = session_hash(store, "1", sid_of(pair))["ip"]
     assert stored.startswith("203.0.113.9")
     assert unsafe_in(stored) == []
     assert len(seen) == 2
@@ -189,7 +189,7 @@ def test_client_strings_are_stored_at_most_at_their_bounds(make_app: Any) -> Non
     listed = api.get_json("/auth/sessions", pair)["sessions"][0]
     assert 0 < len(listed["user_agent"]) <= MAX_USER_AGENT_CHARS
     assert 0 < len(listed["ip"]) <= MAX_ADDRESS_CHARS
-    raw = store.session("1", sid_of(pair))
+    raw = session_hash(store, "1", sid_of(pair))
     assert len(raw["ip"]) <= MAX_ADDRESS_CHARS
     result = cli(app, "sessions", "1")
     assert max(len(line) for line in result.output.splitlines()) < 500

@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import SECRET, Api, Users
+from conftest import SECRET, Api, Users, session_hash
 from flask import Flask
 from werkzeug.serving import make_server
 
@@ -60,7 +60,7 @@ def test_the_access_token_carries_id_role_and_session(api: Api) -> None:
 def test_login_stores_the_session_before_returning_it(api: Api, store: SessionStore) -> None:
     pair = api.login()
     refresh = jwt.decode(pair["refresh_token"], options={"verify_signature": False})
-    session = store.session("1", refresh["sid"])
+    session = session_hash(store, "1", refresh["sid"])
     assert session["uid"] == "1"
     assert session["cur"] == refresh["jti"]
     assert session["gen"] == "0"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -233,3 +234,48 @@ def test_claims_of_a_verified_token_are_read_only(app: Flask, api: Api) -> None:
 def test_error_bodies_are_compact_json_like_success_bodies(api: Api) -> None:
     response = api.get("/me")
     assert response.data.startswith(b'{"error":"token_missing","message":"')
+
+
+def test_verify_request_guards_a_whole_blueprint_from_a_before_request_hook(
+    make_app: Callable[..., Flask],
+) -> None:
+    from flask import Blueprint
+
+    from flask_dualtoken import current_user, verify_request
+
+    app = make_app()
+    admin = Blueprint("admin_area", __name__, url_prefix="/area")
+
+    @admin.before_request
+    def guard() -> None:
+        verify_request(roles="admin")
+
+    @admin.get("/report")
+    def report() -> dict[str, object]:
+        return {"who": current_user.username, "sub": get_jwt_identity()}
+
+    app.register_blueprint(admin)
+    api = Api(app)
+    assert api.get("/area/report").json["error"] == "token_missing"  # type: ignore[index]
+    bob = api.get("/area/report", api.login(username="bob")["access_token"])
+    assert (bob.status_code, bob.json["error"]) == (403, "insufficient_role")  # type: ignore[index]
+    alice = api.get("/area/report", api.login()["access_token"])
+    assert alice.json == {"who": "alice", "sub": "1"}
+
+
+def test_verify_request_optional_lets_an_anonymous_request_through(
+    make_app: Callable[..., Flask],
+) -> None:
+    from flask_dualtoken import current_user, verify_request
+
+    app = make_app()
+
+    @app.get("/maybe")
+    def maybe() -> dict[str, object]:
+        verify_request(optional=True)
+        return {"user": current_user.username if current_user else None}
+
+    api = Api(app)
+    assert api.get("/maybe").json == {"user": None}
+    assert api.get("/maybe", api.login()["access_token"]).json == {"user": "alice"}
+    assert api.get("/maybe", "not-a-token").status_code == 401

@@ -6,7 +6,7 @@ import logging
 
 import jwt
 import pytest
-from conftest import Api, Clock, Users, bearer
+from conftest import Api, Clock, Users, bearer, session_hash
 from flask import Flask
 
 from flask_dualtoken import signals
@@ -20,7 +20,7 @@ def claims(token: str) -> dict:
 
 def session_of(store: SessionStore, pair: dict) -> dict[str, str]:
     c = claims(pair["refresh_token"])
-    return store.session(c["sub"], c["sid"])
+    return session_hash(store, c["sub"], c["sid"])
 
 
 # -- the happy path -------------------------------------------------------------------------
