@@ -30,12 +30,29 @@ from .store import ClientInfo, SessionInfo
 from .tokens import AccessToken, RefreshToken, TokenPair, new_id
 
 if TYPE_CHECKING:
+    from blinker import NamedSignal
+
     from .state import AppState
 
 logger = logging.getLogger("flask_dualtoken")
 
 #: Checks a request's proof of origin for a session id; raises to refuse.
 Proof = Callable[[str], None]
+
+
+def _audit(
+    state: AppState,
+    signal: NamedSignal,
+    what: str,
+    *,
+    level: int = logging.INFO,
+    **facts: Any,
+) -> None:
+    """One security event: a log line and a signal carrying the same facts (user id,
+    session id, address, and what else applies), never a token."""
+    logged = " ".join(f"{name}={value!r}" for name, value in facts.items())
+    logger.log(level, "%s: %s", what, logged)
+    signal.send(state.app, **facts)
 
 
 def login(state: AppState, username: str, password: str, client: ClientInfo) -> TokenPair:
@@ -46,13 +63,26 @@ def login(state: AppState, username: str, password: str, client: ClientInfo) -> 
     """
     wait, reservation = state.throttle.reserve(username, client.ip)
     if wait:
-        logger.warning("login throttled: username=%r ip=%r", username, client.ip)
-        signals.login_throttled.send(state.app, username=username, ip=client.ip, retry_after=wait)
+        _audit(
+            state,
+            signals.login_throttled,
+            "login throttled",
+            level=logging.WARNING,
+            username=username,
+            ip=client.ip,
+            retry_after=wait,
+        )
         raise TooManyAttempts(wait)
     user = state.authenticate(username, password)
     if user is None:  # the reservation stays: it counts this failure
-        logger.warning("login failed: username=%r ip=%r", username, client.ip)
-        signals.login_failed.send(state.app, username=username, ip=client.ip)
+        _audit(
+            state,
+            signals.login_failed,
+            "login failed",
+            level=logging.WARNING,
+            username=username,
+            ip=client.ip,
+        )
         raise InvalidCredentials()
     return issue(state, user, client, also=reservation.on_success)
 
@@ -66,24 +96,38 @@ def issue(
     step. ``also``: store calls to make in the same round trip (the throttle's release).
     """
     user_id = state.identity_of(user)
-    sid, access_jti, refresh_jti = new_id(), new_id(), new_id()
-    access_template = state.codec.access_template(
-        sub=user_id,
-        role=state.role_of(user),
-        sid=sid,
-        jti=access_jti,
-        rti=refresh_jti,
-        extra=state.extra_claims_of(user),
-    )
-    refresh_template = state.codec.refresh_template(sub=user_id, sid=sid, jti=refresh_jti)
+    sid, refresh_jti = new_id(), new_id()
+    access_template, refresh_template = _templates(state, user, user_id, sid, refresh_jti)
     created = state.store.create(
         user_id, sid, refresh_jti, access_template, refresh_template, client, also=also
     )
-    logger.info("session started: user_id=%r session_id=%r ip=%r", user_id, sid, client.ip)
-    signals.user_logged_in.send(state.app, user_id=user_id, session_id=sid, ip=client.ip)
+    _audit(
+        state,
+        signals.user_logged_in,
+        "session started",
+        user_id=user_id,
+        session_id=sid,
+        ip=client.ip,
+    )
     for ended in created.evicted:
         _revoked(state, user_id, ended, "session_limit", client)
     return state.codec.sign(created.grant, user_id=user_id, session_id=sid)
+
+
+def _templates(
+    state: AppState, user: Any, user_id: str, sid: str, refresh_jti: str
+) -> tuple[str, str]:
+    """The unsigned claims of a new pair: the same for a login and every rotation, with
+    the user's current role and extra claims."""
+    access = state.codec.access_template(
+        sub=user_id,
+        role=state.role_of(user),
+        sid=sid,
+        jti=new_id(),
+        rti=refresh_jti,
+        extra=state.extra_claims_of(user),
+    )
+    return access, state.codec.refresh_template(sub=user_id, sid=sid, jti=refresh_jti)
 
 
 def verify_pair(
@@ -127,45 +171,32 @@ def reissue(
         revoke(state, user_id, sid, "user_unavailable", client)
         raise UserUnavailable()
 
-    new_access_jti, new_refresh_jti = new_id(), new_id()
+    new_refresh_jti = new_id()
+    templates = _templates(state, user, user_id, sid, new_refresh_jti)
     result = state.store.rotate(
-        user_id,
-        sid,
-        refresh.jti,
-        refresh.gen,
-        new_refresh_jti,
-        state.codec.access_template(
-            sub=user_id,
-            role=state.role_of(user),
-            sid=sid,
-            jti=new_access_jti,
-            rti=new_refresh_jti,
-            extra=state.extra_claims_of(user),
-        ),
-        state.codec.refresh_template(sub=user_id, sid=sid, jti=new_refresh_jti),
-        client,
+        user_id, sid, refresh.jti, refresh.gen, new_refresh_jti, *templates, client
     )
     if result.grant is not None:
-        replayed = result.outcome == "replayed"
-        logger.info(
-            "tokens reissued: user_id=%r session_id=%r ip=%r replayed=%s",
-            user_id,
-            sid,
-            client.ip,
-            replayed,
-        )
-        signals.token_reissued.send(
-            state.app, user_id=user_id, session_id=sid, ip=client.ip, replayed=replayed
+        _audit(
+            state,
+            signals.token_reissued,
+            "tokens reissued",
+            user_id=user_id,
+            session_id=sid,
+            ip=client.ip,
+            replayed=result.outcome == "replayed",
         )
         return state.codec.sign(result.grant, user_id=user_id, session_id=sid)
     if result.outcome == "reused":
-        logger.warning(
-            "refresh token reuse detected, session revoked: user_id=%r session_id=%r ip=%r",
-            user_id,
-            sid,
-            client.ip,
+        _audit(
+            state,
+            signals.refresh_token_reused,
+            "refresh token reuse detected, session revoked",
+            level=logging.WARNING,
+            user_id=user_id,
+            session_id=sid,
+            ip=client.ip,
         )
-        signals.refresh_token_reused.send(state.app, user_id=user_id, session_id=sid, ip=client.ip)
         raise RefreshTokenReused()
     logger.info(
         "reissue refused (%s): user_id=%r session_id=%r ip=%r",
@@ -194,11 +225,13 @@ def logout(
     if proof is not None:
         proof(access.sid)
     if state.store.revoke(access.sub, access.sid, "logout"):
-        logger.info(
-            "logged out: user_id=%r session_id=%r ip=%r", access.sub, access.sid, client.ip
-        )
-        signals.session_logged_out.send(
-            state.app, user_id=access.sub, session_id=access.sid, ip=client.ip
+        _audit(
+            state,
+            signals.session_logged_out,
+            "logged out",
+            user_id=access.sub,
+            session_id=access.sid,
+            ip=client.ip,
         )
 
 
@@ -222,15 +255,14 @@ def revoke(
 def _revoked(
     state: AppState, user_id: str, session_id: str, reason: str, client: ClientInfo
 ) -> None:
-    logger.info(
-        "session revoked (%s): user_id=%r session_id=%r ip=%r",
-        reason,
-        user_id,
-        session_id,
-        client.ip,
-    )
-    signals.session_revoked.send(
-        state.app, user_id=user_id, session_id=session_id, ip=client.ip, reason=reason
+    _audit(
+        state,
+        signals.session_revoked,
+        f"session revoked ({reason})",
+        user_id=user_id,
+        session_id=session_id,
+        ip=client.ip,
+        reason=reason,
     )
 
 
@@ -240,8 +272,9 @@ def revoke_all(
     """End every session of a user (password change, account disabled, logout-all).
     ``caller`` as for ``revoke``."""
     state.store.revoke_all(user_id, caller=caller)
-    logger.info("all sessions revoked: user_id=%r ip=%r", user_id, client.ip)
-    signals.all_sessions_revoked.send(state.app, user_id=user_id, ip=client.ip)
+    _audit(
+        state, signals.all_sessions_revoked, "all sessions revoked", user_id=user_id, ip=client.ip
+    )
 
 
 def list_sessions(
