@@ -10,13 +10,10 @@ from flask import g, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .errors import UserUnavailable
+from .limits import MAX_ADDRESS_CHARS, MAX_USER_AGENT_CHARS
 from .state import get_state
 from .store import ClientInfo
 from .tokens import AccessToken
-
-MAX_USER_AGENT_CHARS = 256
-#: An IPv6 address with a zone id fits with room to spare; a longer "address" is junk.
-MAX_ADDRESS_CHARS = 64
 
 #: Characters a terminal, log viewer or browser may act on instead of showing: C0, DEL, C1
 #: (ESC, BEL, CSI, NEL...), the line and paragraph separators, and Unicode's Bidi_Control

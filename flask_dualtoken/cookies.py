@@ -33,7 +33,8 @@ from werkzeug.wrappers import Response
 from .config import Settings
 from .errors import CsrfFailed, RefreshTokenInvalid, TokenInvalid
 from .keys import derive_key
-from .tokens import MAX_TOKEN_BYTES, TokenPair
+from .limits import MAX_TOKEN_BYTES
+from .tokens import TokenPair
 
 CSRF_LABEL = b"csrf"
 #: Sent by a client of a DUALTOKEN_TOKEN_LOCATION="both" app to get a login in cookies.

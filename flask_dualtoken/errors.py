@@ -203,3 +203,17 @@ class StoreUnavailable(DualTokenError):
     error = "store_unavailable"
     description = "The session store is unavailable; try again shortly."
     extra_headers = (("Retry-After", "1"),)
+
+
+def error_codes() -> list[str]:
+    """Every error code, once each, in the order the classes are defined."""
+    codes: list[str] = []
+
+    def walk(cls: type[DualTokenError]) -> None:
+        for sub in cls.__subclasses__():
+            if sub.__module__ == __name__ and sub.error not in codes:
+                codes.append(sub.error)
+            walk(sub)
+
+    walk(DualTokenError)
+    return codes

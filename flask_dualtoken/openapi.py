@@ -7,15 +7,11 @@ from typing import Any
 
 from .config import Settings
 from .cookies import TRANSPORT_HEADER, CookieJar
+from .errors import error_codes
+from .limits import MAX_BODY_BYTES, MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS
 
-ERROR_CODES = [
-    "invalid_request", "request_too_large", "method_not_allowed", "invalid_credentials",
-    "too_many_attempts", "token_missing", "token_invalid", "token_expired",
-    "refresh_token_invalid", "refresh_token_expired", "token_mismatch",
-    "refresh_token_reused", "session_revoked", "user_unavailable", "insufficient_role",
-    "session_not_found", "store_unavailable", "not_found", "csrf_failed",
-    "server_misconfigured",
-]  # fmt: skip
+#: Every error code the routes answer with, from the error classes themselves.
+ERROR_CODES = error_codes()
 
 _JSON = "application/json"
 
@@ -37,7 +33,7 @@ def _body(schema: str) -> dict[str, Any]:
 _COMMON = {
     "400": _error("Malformed request: not a JSON object, a field of the wrong type."),
     "405": _error("Wrong method."),
-    "413": _error("Request body over 16 KiB."),
+    "413": _error(f"Request body over {MAX_BODY_BYTES // 1024} KiB."),
     "503": _error("The session store is unavailable; nothing was issued."),
 }
 _BEARER_ERRORS = {
@@ -240,11 +236,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "username": {
                             "type": "string",
                             "minLength": 1,
-                            "maxLength": 256,
+                            "maxLength": MAX_USERNAME_CHARS,
                             "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
                             "description": "No control characters.",
                         },
-                        "password": {"type": "string", "maxLength": 1024},
+                        "password": {"type": "string", "maxLength": MAX_PASSWORD_CHARS},
                     },
                 },
                 "RefreshRequest": {

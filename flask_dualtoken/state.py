@@ -13,9 +13,10 @@ from flask import Flask, current_app
 from .config import Settings
 from .cookies import CookieJar
 from .errors import Misconfigured
+from .limits import MAX_SUBJECT_CHARS
 from .store import SessionStore
 from .throttle import LoginThrottle
-from .tokens import MAX_SUBJECT_CHARS, RESERVED_CLAIMS, TokenCodec
+from .tokens import RESERVED_CLAIMS, TokenCodec
 
 if TYPE_CHECKING:
     from .extension import DualToken

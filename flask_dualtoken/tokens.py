@@ -29,12 +29,11 @@ from .errors import (
     TokenInvalid,
 )
 from .keys import SigningKeys
+from .limits import MAX_SUBJECT_CHARS, MAX_TOKEN_BYTES
 
 ALGORITHM = "HS256"
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "rt+jwt"
-MAX_TOKEN_BYTES = 8 * 1024
-MAX_SUBJECT_CHARS = 256
 
 #: Claims the library owns; ``claims_loader`` may not set them.
 RESERVED_CLAIMS = frozenset(

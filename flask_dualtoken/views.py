@@ -22,16 +22,12 @@ from .errors import (
     SessionNotFound,
     TokenMissing,
 )
+from .limits import MAX_BODY_BYTES, MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS
 from .openapi import openapi_document
 from .state import get_state
 from .tokens import TokenPair, is_token_id
 
 blueprint = Blueprint("dualtoken", __name__)
-
-MAX_BODY_BYTES = 16 * 1024
-MAX_USERNAME_CHARS = 256
-#: Bounds the work a request can ask of the password hasher.
-MAX_PASSWORD_CHARS = 1024
 
 
 def _json_object() -> dict[str, Any]:
