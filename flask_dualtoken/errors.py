@@ -81,10 +81,8 @@ class MethodRefused(DualTokenError):
     error = "method_not_allowed"
     description = "This method is not allowed here."
 
-    def __init__(self, allowed: str) -> None:
-        super().__init__(
-            f"This endpoint accepts {allowed}.", headers=(("Allow", f"{allowed}, OPTIONS"),)
-        )
+    def __init__(self, allowed: str, allow_header: str) -> None:
+        super().__init__(f"This endpoint accepts {allowed}.", headers=(("Allow", allow_header),))
 
 
 class RouteNotFound(DualTokenError):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -28,6 +29,17 @@ from .state import get_state
 from .tokens import TokenPair, is_token_id
 
 blueprint = Blueprint("dualtoken", __name__)
+
+#: Each route of the blueprint and its one method, as the routes register themselves.
+_ROUTES: list[tuple[str, str]] = []
+
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def _route(rule: str, method: str) -> Callable[[_View], _View]:
+    """A route with one method; the JSON 405s below are derived from these."""
+    _ROUTES.append((rule, method))
+    return blueprint.route(rule, methods=[method], provide_automatic_options=False)
 
 
 def _json_object() -> dict[str, Any]:
@@ -156,7 +168,7 @@ def _login_in_cookies() -> bool:
     return request.headers.get(TRANSPORT_HEADER, "").strip().lower() == "cookies"
 
 
-@blueprint.post("/login", provide_automatic_options=False)
+@_route("/login", "POST")
 def login() -> Response:
     body = _json_object()
     username = _text_field(body, "username", MAX_USERNAME_CHARS)
@@ -170,7 +182,7 @@ def login() -> Response:
     return _pair_response(pair, _login_in_cookies())
 
 
-@blueprint.post("/reissue", provide_automatic_options=False)
+@_route("/reissue", "POST")
 def reissue() -> Response:
     if not _uses_cookies():
         access, refresh = _body_tokens()
@@ -185,7 +197,7 @@ def reissue() -> Response:
     return _pair_response(pair, True)
 
 
-@blueprint.post("/logout", provide_automatic_options=False)
+@_route("/logout", "POST")
 def logout() -> Response:
     if not _uses_cookies():
         access, refresh = _body_tokens()
@@ -199,7 +211,7 @@ def logout() -> Response:
     return _no_content(get_state().cookies.clear_headers())
 
 
-@blueprint.post("/logout-all", provide_automatic_options=False)
+@_route("/logout-all", "POST")
 @jwt_required
 def logout_all() -> Response:
     state = get_state()
@@ -213,7 +225,7 @@ def logout_all() -> Response:
     return _no_content(state.cookies.clear_headers() if in_browser else [])
 
 
-@blueprint.get("/sessions", provide_automatic_options=False)
+@_route("/sessions", "GET")
 @jwt_required
 def list_sessions() -> Response:
     user_id, current = _caller()
@@ -223,7 +235,7 @@ def list_sessions() -> Response:
     return response
 
 
-@blueprint.delete("/sessions/<sid>", provide_automatic_options=False)
+@_route("/sessions/<sid>", "DELETE")
 @jwt_required
 def revoke_session(sid: str) -> Response:
     # The key is built from the caller's own user id: another user's sid is simply not
@@ -236,7 +248,7 @@ def revoke_session(sid: str) -> Response:
     return _no_content()
 
 
-@blueprint.get("/openapi.json", provide_automatic_options=False)
+@_route("/openapi.json", "GET")
 def openapi() -> Response:
     state = get_state()
     if not state.settings.openapi:
@@ -260,25 +272,16 @@ def _caller() -> tuple[str, str]:
 
 # Flask answers a wrong method with an HTML 405 before any blueprint handler could run,
 # and its automatic OPTIONS would advertise every method of every rule on a path. So each
-# path also gets a rule for all its other methods: a JSON 405, and an exact Allow header.
+# path also gets a rule for all its other methods: a JSON 405, and the same exact Allow
+# header as its OPTIONS answer.
 def _other_methods(allowed: str, **_: Any) -> Response:
     allow = f"{allowed}, HEAD, OPTIONS" if allowed == "GET" else f"{allowed}, OPTIONS"
     if request.method == "OPTIONS":
         return Response(status=200, headers={"Allow": allow})
-    raise MethodRefused(allowed)
+    raise MethodRefused(allowed, allow)
 
 
-for _index, (_rule, _allowed) in enumerate(
-    [
-        ("/login", "POST"),
-        ("/reissue", "POST"),
-        ("/logout", "POST"),
-        ("/logout-all", "POST"),
-        ("/sessions", "GET"),
-        ("/sessions/<sid>", "DELETE"),
-        ("/openapi.json", "GET"),
-    ]
-):
+for _index, (_rule, _allowed) in enumerate(_ROUTES):
     blueprint.add_url_rule(
         _rule,
         endpoint=f"other_methods_{_index}",
