@@ -16,6 +16,7 @@ password or the refresh token wherever the server points.
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import threading
 from collections.abc import (
@@ -27,7 +28,7 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
@@ -232,6 +233,16 @@ class _SendOnce(_SyncBody, _AsyncBody):
         yield self._take()
 
 
+class _Step(enum.Enum):
+    """What the shared flow asks of the client driving it, besides sending a request."""
+
+    LOCK = "lock"
+    UNLOCK = "unlock"
+
+
+_LOCK, _UNLOCK = _Step.LOCK, _Step.UNLOCK
+
+
 def _first_status(sent: httpx.Request, answer: httpx.Response) -> int:
     """The status that answered ``sent`` itself: the 3xx when httpx followed a redirect
     (301, 302, 303 drop the body) to reach ``answer``."""
@@ -275,60 +286,84 @@ class HttpxAuth(_HttpxAuthBase):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        keeper = self._keeper
-        if not keeper.serves(str(request.url)):  # another origin: untouched
-            yield request
+        flow, held = self._flow(request), False
+        step: _Step | httpx.Request = next(flow)
+        try:
+            while True:
+                if step is _LOCK:
+                    self._keeper.lock.acquire()
+                    held, step = True, flow.send(None)
+                elif step is _UNLOCK:
+                    self._keeper.lock.release()
+                    held, step = False, flow.send(None)
+                else:
+                    response = yield cast("httpx.Request", step)
+                    response.read()
+                    step = flow.send(response)
+        except StopIteration:
             return
-        with keeper.lock:
-            if keeper.pair is None:
-                login = self._post(request, "login", keeper.login_body())
-                answer = yield login
-                keeper.accept(_first_status(login, answer), answer.read())
-            sent_with = keeper.pair
-        assert sent_with is not None
-        request.headers["Authorization"] = f"Bearer {sent_with.access_token}"
-        response = yield request
-        if not self._unauthorized_here(response):
-            return
-        if not keeper.expired(response.status_code, response.read()):
-            return
-        with keeper.lock:
-            if keeper.pair == sent_with:  # nobody reissued meanwhile: we do
-                reissue = self._post(request, "reissue", keeper.reissue_body(), sent_with)
-                answer = yield reissue
-                keeper.accept(_first_status(reissue, answer), answer.read())
-            fresh = keeper.pair
-        assert fresh is not None
-        request.headers["Authorization"] = f"Bearer {fresh.access_token}"
-        yield request
+        finally:
+            if held:
+                self._keeper.lock.release()
 
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        # The same dance for httpx.AsyncClient, single flight among the tasks of one loop.
+        # The same steps for httpx.AsyncClient, single flight among the tasks of one loop.
+        flow, held = self._flow(request), False
+        step: _Step | httpx.Request = next(flow)
+        try:
+            while True:
+                if step is _LOCK:
+                    await self._async_lock.acquire()
+                    held, step = True, flow.send(None)
+                elif step is _UNLOCK:
+                    self._async_lock.release()
+                    held, step = False, flow.send(None)
+                else:
+                    response = yield cast("httpx.Request", step)
+                    await response.aread()
+                    step = flow.send(response)
+        except StopIteration:
+            return
+        finally:
+            if held:
+                self._async_lock.release()
+
+    def _flow(
+        self, request: httpx.Request
+    ) -> Generator[_Step | httpx.Request, httpx.Response | None, None]:
+        """The dance, once for both kinds of client: it yields the requests to send (and
+        gets their answers, bodies read) and asks for the single-flight lock with _LOCK and
+        _UNLOCK, which each client takes in its own way."""
         keeper = self._keeper
-        if not keeper.serves(str(request.url)):
+        if not keeper.serves(str(request.url)):  # another origin: untouched
             yield request
             return
-        async with self._async_lock:
-            if keeper.pair is None:
-                login = self._post(request, "login", keeper.login_body())
-                answer = yield login
-                keeper.accept(_first_status(login, answer), await answer.aread())
-            sent_with = keeper.pair
+        yield _LOCK
+        if keeper.pair is None:
+            login = self._post(request, "login", keeper.login_body())
+            answer = yield login
+            assert answer is not None
+            keeper.accept(_first_status(login, answer), answer.content)
+        sent_with = keeper.pair
+        yield _UNLOCK
         assert sent_with is not None
         request.headers["Authorization"] = f"Bearer {sent_with.access_token}"
         response = yield request
+        assert response is not None
         if not self._unauthorized_here(response):
             return
-        if not keeper.expired(response.status_code, await response.aread()):
+        if not keeper.expired(response.status_code, response.content):
             return
-        async with self._async_lock:
-            if keeper.pair == sent_with:
-                reissue = self._post(request, "reissue", keeper.reissue_body(), sent_with)
-                answer = yield reissue
-                keeper.accept(_first_status(reissue, answer), await answer.aread())
-            fresh = keeper.pair
+        yield _LOCK
+        if keeper.pair == sent_with:  # nobody reissued meanwhile: we do
+            reissue = self._post(request, "reissue", keeper.reissue_body(), sent_with)
+            answer = yield reissue
+            assert answer is not None
+            keeper.accept(_first_status(reissue, answer), answer.content)
+        fresh = keeper.pair
+        yield _UNLOCK
         assert fresh is not None
         request.headers["Authorization"] = f"Bearer {fresh.access_token}"
         yield request
