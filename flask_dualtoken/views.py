@@ -34,6 +34,7 @@ blueprint = Blueprint("dualtoken", __name__)
 _ROUTES: list[tuple[str, str]] = []
 
 _View = TypeVar("_View", bound=Callable[..., Any])
+_Result = TypeVar("_Result")
 
 
 def _route(rule: str, method: str) -> Callable[[_View], _View]:
@@ -184,31 +185,29 @@ def login() -> Response:
 
 @_route("/reissue", "POST")
 def reissue() -> Response:
-    if not _uses_cookies():
-        access, refresh = _body_tokens()
-        return _pair_response(
-            sessions.reissue(get_state(), access, refresh, request_client()), False
-        )
-    try:
-        access, refresh, proof = _cookie_inputs()
-        pair = sessions.reissue(get_state(), access, refresh, request_client(), proof=proof)
-    except DualTokenError as exc:
-        raise _clearing_cookies(exc) from None
-    return _pair_response(pair, True)
+    pair, in_cookies = _with_presented_pair(sessions.reissue)
+    return _pair_response(pair, in_cookies)
 
 
 @_route("/logout", "POST")
 def logout() -> Response:
+    _, in_cookies = _with_presented_pair(sessions.logout)
+    return _no_content(get_state().cookies.clear_headers() if in_cookies else None)
+
+
+def _with_presented_pair(flow: Callable[..., _Result]) -> tuple[_Result, bool]:
+    """Run reissue or logout on the pair the request presents: from the bearer header and
+    the body, or from the refresh cookie with its CSRF proof (when the cookies fail as
+    credentials, the answer deletes them). Also says which it was."""
+    state, client = get_state(), request_client()
     if not _uses_cookies():
         access, refresh = _body_tokens()
-        sessions.logout(get_state(), access, refresh, request_client())
-        return _no_content()
+        return flow(state, access, refresh, client), False
     try:
         access, refresh, proof = _cookie_inputs()
-        sessions.logout(get_state(), access, refresh, request_client(), proof=proof)
+        return flow(state, access, refresh, client, proof=proof), True
     except DualTokenError as exc:
         raise _clearing_cookies(exc) from None
-    return _no_content(get_state().cookies.clear_headers())
 
 
 @_route("/logout-all", "POST")
