@@ -8,18 +8,40 @@ settings table.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flask_dualtoken import errors  # noqa: E402
-from flask_dualtoken.config import load_settings, settings_reference  # noqa: E402
+from flask_dualtoken.config import SETTINGS, Setting, load_settings  # noqa: E402
 from flask_dualtoken.openapi import openapi_document  # noqa: E402
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def default_text(setting: Setting) -> str:
+    """A setting's default as the docs show it."""
+    value = setting.default
+    if value is None and setting.fallback is not None:
+        return f"`{setting.fallback}`"
+    if value is None:
+        return "none"
+    if isinstance(value, timedelta):
+        return f"{value.days} days"
+    if isinstance(value, tuple):
+        return "`[]`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    return f"`{value}`" if isinstance(value, bool) else str(value)
+
+
+def settings_reference() -> list[tuple[str, str, str]]:
+    """Every setting as (key, default, meaning), in the order of ``config.SETTINGS``."""
+    return [(s.key, default_text(s), s.help) for s in SETTINGS]
 
 
 def settings_table() -> str:

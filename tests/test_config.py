@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import types
+from dataclasses import fields
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import fakeredis
 import pytest
@@ -11,7 +13,14 @@ from conftest import SECRET
 from flask import Flask
 
 from flask_dualtoken import ConfigError, DualToken
-from flask_dualtoken.config import load_settings
+from flask_dualtoken.config import (
+    KNOWN_KEYS,
+    MAX_SESSIONS_CAP,
+    SETTINGS,
+    TOKEN_LOCATIONS,
+    Settings,
+    load_settings,
+)
 from flask_dualtoken.state import get_state
 
 
@@ -36,6 +45,87 @@ def test_defaults_match_the_documented_table() -> None:
     assert settings.key_prefix == "dualtoken"
     assert settings.issuer is None and settings.audience is None
     assert settings.leeway == 0
+
+
+def test_the_table_and_the_settings_fields_match_one_to_one() -> None:
+    """A key in the table fills exactly one field, and every field has exactly one key:
+    a setting cannot be accepted and then ignored."""
+    keys = [setting.key for setting in SETTINGS]
+    assert len(keys) == len(set(keys)) == len(KNOWN_KEYS)
+    assert set(keys) == KNOWN_KEYS
+    assert all(key.startswith("DUALTOKEN_") for key in keys)
+    assert [setting.field for setting in SETTINGS] == [f.name for f in fields(Settings)]
+
+
+def test_the_enumerated_settings_are_literal_types() -> None:
+    hints = get_type_hints(Settings)
+    assert get_args(hints["token_location"]) == TOKEN_LOCATIONS == ("headers", "cookies", "both")
+    assert get_args(hints["cookie_samesite"]) == ("Strict", "Lax")
+
+
+def _samples() -> dict[str, tuple[Any, Any]]:
+    """A valid value that is not the default for every setting: (in config, in Settings)."""
+    client = fakeredis.FakeRedis()
+    return {
+        "DUALTOKEN_SECRET_KEY": ("s" * 40, b"s" * 40),
+        "DUALTOKEN_REDIS_URL": ("redis://db.example:6380/2", "redis://db.example:6380/2"),
+        "DUALTOKEN_REDIS": (client, client),
+        "DUALTOKEN_ACCESS_EXPIRES": (timedelta(minutes=2), 120),
+        "DUALTOKEN_REFRESH_EXPIRES": (3600, 3600),
+        "DUALTOKEN_SESSION_MAX_AGE": (timedelta(days=7), 7 * 86400),
+        "DUALTOKEN_REUSE_GRACE": (0, 0),
+        "DUALTOKEN_URL_PREFIX": ("", ""),
+        "DUALTOKEN_KEY_PREFIX": ("app:auth", "app:auth"),
+        "DUALTOKEN_ISSUER": ("https://issuer.example", "https://issuer.example"),
+        "DUALTOKEN_AUDIENCE": ("api", "api"),
+        "DUALTOKEN_LEEWAY": (300, 300),
+        "DUALTOKEN_VERIFY_SESSION": (True, True),
+        "DUALTOKEN_LOGIN_MAX_ATTEMPTS": (0, 0),
+        "DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS": (7, 7),
+        "DUALTOKEN_LOGIN_WINDOW": (timedelta(minutes=1), 60),
+        "DUALTOKEN_MAX_SESSIONS": (MAX_SESSIONS_CAP, MAX_SESSIONS_CAP),
+        "DUALTOKEN_PREVIOUS_SECRET_KEYS": (["p" * 32, b"q" * 32], (b"p" * 32, b"q" * 32)),
+        "DUALTOKEN_TOKEN_CACHE_SIZE": (0, 0),
+        "DUALTOKEN_OPENAPI": (False, False),
+        "DUALTOKEN_TOKEN_LOCATION": ("both", "both"),
+        "DUALTOKEN_ACCESS_COOKIE": (False, False),
+        "DUALTOKEN_COOKIE_SECURE": (False, False),
+        "DUALTOKEN_COOKIE_DOMAIN": ("example.com", "example.com"),
+        "DUALTOKEN_COOKIE_SAMESITE": ("Lax", "Lax"),
+        "DUALTOKEN_CSRF_HEADER": ("X-Proof", "X-Proof"),
+    }
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Literal:
+        return value in args
+    if origin in (Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in args)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_conforms(item, args[0]) for item in value)
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def test_every_setting_has_a_sample() -> None:
+    assert set(_samples()) == KNOWN_KEYS
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.key)
+def test_each_setting_lands_in_its_own_field_and_only_there(setting: Any) -> None:
+    raw, expected = _samples()[setting.key]
+    defaults = load_settings({"DUALTOKEN_SECRET_KEY": SECRET})
+    changed = load_settings({"DUALTOKEN_SECRET_KEY": SECRET, setting.key: raw})
+    assert getattr(changed, setting.field) == expected != getattr(defaults, setting.field)
+    hints = get_type_hints(Settings)
+    for item in fields(Settings):
+        assert _conforms(getattr(changed, item.name), hints[item.name]), item.name
+        if item.name != setting.field:
+            assert getattr(changed, item.name) == getattr(defaults, item.name), item.name
 
 
 @pytest.mark.parametrize("secret", [None, "", b""])
@@ -144,13 +234,19 @@ def test_clients_we_build_answer_an_outage_fast() -> None:
     assert kwargs["retry"].get_retries() <= 1
 
 
-def test_callbacks_missing_at_request_time_name_the_decorator() -> None:
+def test_a_missing_callback_is_a_json_500_that_names_the_decorator(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app = make(BASE)
-    with (
-        app.test_request_context(),
-        pytest.raises(RuntimeError, match=r"@dualtoken\.authenticate"),
-    ):
-        get_state(app).authenticate("a", "b")
+    response = app.test_client().post("/auth/login", json={"username": "a", "password": "b"})
+    assert (response.status_code, response.json) == (
+        500,
+        {
+            "error": "server_misconfigured",
+            "message": "The server is misconfigured; its log says how to fix it.",
+        },
+    )
+    assert "decorate a function with @dualtoken.authenticate" in caplog.text
 
 
 def test_cluster_and_sentinel_urls_are_parsed() -> None:
@@ -175,7 +271,7 @@ def test_a_ready_cluster_client_is_accepted() -> None:
     from flask_dualtoken.config import _redis_client
 
     client = RedisCluster.__new__(RedisCluster)  # no connection needed to check the type
-    assert _redis_client(client) is client
+    assert _redis_client("DUALTOKEN_REDIS", client) is client
 
 
 def test_no_secret_key_or_password_in_any_repr(users: Any) -> None:
