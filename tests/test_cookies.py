@@ -162,13 +162,20 @@ def test_csrf_token_is_an_hmac_of_the_session_under_a_derived_key(browser: Brows
 # -- protected routes -------------------------------------------------------------------
 
 
+#: What the app's own state-changing route did: a refused request must leave no trace.
+SAVED: list[str] = []
+
+
 @pytest.fixture
 def post_route(cookie_app: Flask) -> str:
-    from flask_dualtoken import jwt_required
+    from flask_dualtoken import get_jwt_identity, jwt_required
+
+    SAVED.clear()
 
     @cookie_app.post("/notes")
     @jwt_required
     def notes() -> dict[str, bool]:
+        SAVED.append(str(get_jwt_identity()))
         return {"saved": True}
 
     return "/notes"
@@ -189,7 +196,9 @@ def test_a_state_changing_request_with_cookies_needs_the_csrf_header(
     assert refused.status_code == 403
     assert refused.json["error"] == "csrf_failed"
     assert "Set-Cookie" not in refused.headers
+    assert SAVED == []  # the view never ran
     assert browser.post(post_route).json == {"saved": True}
+    assert SAVED == ["1"]
 
 
 def test_a_wrong_csrf_value_is_refused(browser: Browser, post_route: str) -> None:
@@ -198,6 +207,7 @@ def test_a_wrong_csrf_value_is_refused(browser: Browser, post_route: str) -> Non
         response = browser.client.post(post_route, headers={"X-CSRF-Token": proof})
         assert response.status_code == 403, proof
         assert response.json["error"] == "csrf_failed"
+    assert SAVED == []
 
 
 def test_another_sessions_csrf_token_does_not_work(cookie_app: Flask, post_route: str) -> None:
@@ -206,6 +216,9 @@ def test_another_sessions_csrf_token_does_not_work(cookie_app: Flask, post_route
     theirs.login("bob")
     response = mine.client.post(post_route, headers=theirs.csrf_headers())
     assert response.status_code == 403
+    assert SAVED == []
+    assert mine.reissue().status_code == 200  # and neither session was touched
+    assert theirs.reissue().status_code == 200
 
 
 def test_the_csrf_header_name_is_configurable(make_app: Callable[..., Flask]) -> None:
@@ -384,6 +397,7 @@ def test_logout_all_with_cookies_needs_csrf_and_clears_this_browsers_cookies(
     laptop.login()
     phone.login()
     assert laptop.post("/auth/logout-all", csrf=False).status_code == 403
+    assert phone.reissue().status_code == 200  # the refused call ended nothing
     response = laptop.post("/auth/logout-all")
     assert response.status_code == 204
     assert {attrs["max-age"] for attrs in set_cookies(response).values()} == {"0"}
@@ -397,6 +411,7 @@ def test_ending_a_session_by_id_with_cookies_needs_csrf(cookie_app: Flask) -> No
     sessions = laptop.client.get("/auth/sessions").json["sessions"]
     other = next(s["sid"] for s in sessions if not s["current"])
     assert laptop.client.delete(f"/auth/sessions/{other}").status_code == 403
+    assert other in [s["sid"] for s in laptop.client.get("/auth/sessions").json["sessions"]]
     deleted = laptop.client.delete(f"/auth/sessions/{other}", headers=laptop.csrf_headers())
     assert deleted.status_code == 204
     assert phone.reissue().json["error"] == "session_revoked"
@@ -611,6 +626,9 @@ def test_the_csrf_cookie_alone_is_no_proof(browser: Browser) -> None:
     browser.client.set_cookie(CSRF, planted)
     response = browser.client.post("/auth/reissue", headers={"X-CSRF-Token": planted})
     assert response.status_code == 403
+    assert "Set-Cookie" not in response.headers
+    proof = {"X-CSRF-Token": csrf_for(claims(browser.cookie(AT) or "")["sid"])}
+    assert browser.client.post("/auth/reissue", headers=proof).status_code == 200
 
 
 def test_both_mode_takes_a_browser_fetch_with_an_empty_json_body_for_a_cookie_request(

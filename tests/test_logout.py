@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import jwt
-from conftest import Api, Clock, bearer, session_hash
+from conftest import Api, Clock, bearer, session_hash, sid_of
 
+from flask_dualtoken.state import get_state
 from flask_dualtoken.store import SessionStore
 
 
@@ -19,10 +20,12 @@ def test_logout_is_204_and_ends_the_session(api: Api, store: SessionStore) -> No
     assert c["sid"].encode() not in store.client.zrange(store.index_key("1"), 0, -1)
 
 
-def test_logout_twice_is_204_both_times(api: Api) -> None:
+def test_logout_twice_is_204_both_times(api: Api, store: SessionStore) -> None:
     pair = api.login()
+    other = api.login()
     assert api.logout(pair).status_code == 204
     assert api.logout(pair).status_code == 204
+    assert store.client.zrange(store.index_key("1"), 0, -1) == [sid_of(other).encode()]
 
 
 def test_logout_works_with_expired_tokens(make_app, clock: Clock) -> None:
@@ -30,6 +33,9 @@ def test_logout_works_with_expired_tokens(make_app, clock: Clock) -> None:
     pair = api.login()
     clock.advance(2.1)
     assert api.logout(pair).status_code == 204
+    store = get_state(api.client.application).store
+    assert store.client.zscore(store.index_key("1"), sid_of(pair)) is None  # ended, not lapsed
+    assert session_hash(store, "1", sid_of(pair))["revoked"] == "logout"
 
 
 def test_logout_leaves_other_sessions_alive(api: Api) -> None:
