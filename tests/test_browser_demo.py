@@ -1,5 +1,7 @@
 """The browser demo in a real, headless Chromium: the example app served by ``flask run``
 on a loopback port, three-second access tokens, and Playwright clicking through the page.
+Every page must load without a script error, a CSP violation or a 404 (the browser's own
+``/favicon.ico`` request included).
 
 Needs Debian's ``chromium`` (``/usr/bin/chromium``, or the path in DUALTOKEN_CHROMIUM);
 skipped with that reason where it is missing, which ``.ci/run`` refuses, so CI always runs
@@ -44,9 +46,11 @@ FLAGS = [
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    """A fresh app (store and database) per test, so each starts with no session."""
-    with serve_example(tmp_path, FLASK_DUALTOKEN_ACCESS_EXPIRES=str(ACCESS_SECONDS)) as served:
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """A fresh app (store and database) per test, so each starts with no session; a test
+    parametrized indirectly on ``served`` gives its own access token lifetime."""
+    access_seconds = getattr(request, "param", ACCESS_SECONDS)
+    with serve_example(tmp_path, FLASK_DUALTOKEN_ACCESS_EXPIRES=str(access_seconds)) as served:
         yield served
 
 
@@ -60,27 +64,39 @@ def chromium() -> Iterator[Any]:
 
 class Device:
     """One browser profile (its own cookies and localStorage) with the pages it opened,
-    recording every script error and CSP violation on them."""
+    recording every script error, CSP violation and 404 on them."""
 
     def __init__(self, chromium: Any, url: str) -> None:
         self.url = url
         self.context = chromium.new_context()
         self.context.set_default_timeout(15_000)
         self.errors: list[str] = []
+        self.not_found: list[str] = []
         self.pages: list[Any] = []
 
     def open(self) -> Any:
         page = self.context.new_page()
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.on("console", self._console)
+        page.on("response", self._response)
         page.goto(self.url + "/")
         self.pages.append(page)
         return page
 
     def _console(self, message: Any) -> None:
-        # A 401 or 403 the page handles still shows as "Failed to load resource".
-        if message.type == "error" and "Failed to load resource" not in message.text:
+        # A 401 or 403 the page handles still shows as "Failed to load resource". So does a
+        # 404, and for the browser's own requests (the /favicon.ico it asks for when the
+        # page names no icon) that message is the only trace: no response event fires.
+        if message.type != "error":
+            return
+        if "status of 404" in message.text:
+            self.not_found.append(message.location.get("url") or message.text)
+        elif "Failed to load resource" not in message.text:
             self.errors.append(message.text)
+
+    def _response(self, response: Any) -> None:
+        if response.status == 404:
+            self.not_found.append(response.url)
 
     def login(self, username: str = "alice", password: str = "alice-password") -> Any:
         page = self.open()
@@ -96,6 +112,7 @@ class Device:
     def close(self) -> None:
         self.context.close()
         assert self.errors == []
+        assert self.not_found == []
 
 
 @pytest.fixture
@@ -129,6 +146,11 @@ def expect_logged(page: Any, text: str) -> None:
     expect(entries(page, text).first).to_be_visible()
 
 
+def last_used(page: Any) -> Any:
+    """The "Last used" cell of this browser's own row in the sessions table."""
+    return page.locator("#sessions tr.current td").nth(2)
+
+
 def wait_for_reissues(page: Any, count: int) -> None:
     deadline = time.monotonic() + 4 * ACCESS_SECONDS * max(count, 1)
     while reissues(page) < count:
@@ -160,8 +182,13 @@ def test_the_access_token_counts_down_and_is_reissued_by_itself(devices: Any) ->
     page = device.login()
     first = int(page.locator("#expires-in").inner_text())
     assert 0 < first <= ACCESS_SECONDS
-    wait_for_reissues(page, 2)
-    assert "reissued (access token expired)" in log_of(page)
+    used = last_used(page).inner_text()
+    for count in (1, 2):
+        # Each rotation is a use of the session: the table follows without a Refresh click.
+        wait_for_reissues(page, count)
+        expect(last_used(page)).not_to_have_text(used)
+        used = last_used(page).inner_text()
+    assert "reissued (access token expired): new access token for 3 seconds" in log_of(page)
     assert "refused" not in log_of(page)
     calls = entries(page, "GET /me: alice (admin)").count()
     page.click("#call-me")
@@ -170,6 +197,58 @@ def test_the_access_token_counts_down_and_is_reissued_by_itself(devices: Any) ->
     page.click("#refresh-sessions")
     expect(page.locator("#sessions tr")).to_have_count(1)
     expect(page.locator("#sessions tr.current")).to_have_count(1)
+
+
+def test_a_reissue_shows_in_the_sessions_last_used_column(devices: Any) -> None:
+    device = devices()
+    page = device.login()
+    expect(page.locator("#sessions tr.current")).to_have_count(1)
+    at_login = last_used(page).inner_text()
+    assert at_login
+    # The store keeps the last use in whole seconds: a reissue in the next second shows.
+    page.wait_for_timeout(1100)
+    page.click("#reissue-now")
+    expect_logged(page, "reissued (button)")
+    expect(last_used(page)).not_to_have_text(at_login)
+    expect(page.locator("#sessions tr")).to_have_count(1)
+
+
+@pytest.mark.parametrize(
+    ("served", "access"), [(ACCESS_SECONDS, "3 seconds"), (60, "1 minute")], indirect=["served"]
+)
+def test_durations_are_logged_in_words(devices: Any, access: str) -> None:
+    device = devices()
+    page = device.login()
+    expect_logged(page, f"logged in: access token for {access}, session for 14 days")
+    page.click("#reissue-now")
+    expect_logged(page, f"reissued (button): new access token for {access}")
+    assert not re.search(r"\d s\b", log_of(page)), log_of(page)
+
+
+def test_a_throttled_login_says_when_to_retry_in_words(devices: Any) -> None:
+    page = devices().open()
+    page.fill("#username", "nobody")
+    page.fill("#password", "wrong")
+    for count in range(1, 6):  # DUALTOKEN_LOGIN_MAX_ATTEMPTS: 5 per username per 5 minutes
+        page.click("#login")
+        expect(entries(page, "login refused: invalid_credentials")).to_have_count(count)
+    page.click("#login")
+    expect_logged(page, "login refused: too_many_attempts, retry in ")
+    assert re.search(r"retry in (5 minutes|4 minutes( \d+ seconds?)?)$", log_of(page), re.M)
+
+
+def test_the_page_has_an_icon_and_no_request_of_it_is_a_404(devices: Any) -> None:
+    device = devices()
+    page = device.login()  # time for the browser to ask for an icon
+    icon = page.locator('link[rel="icon"]')
+    expect(icon).to_have_count(1)
+    href = page.evaluate("document.querySelector('link[rel=\"icon\"]').href")
+    assert href.startswith(device.url + "/static/")  # same origin: the CSP's 'self' allows it
+    response = page.request.get(href)
+    assert response.status == 200
+    assert response.headers["content-type"].startswith("image/svg+xml")
+    assert device.not_found == []  # no /favicon.ico, nor any other 404
+    assert device.errors == []  # and no CSP violation
 
 
 def test_a_second_tab_shares_the_session_and_both_stay_signed_in(devices: Any) -> None:

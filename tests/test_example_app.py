@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import redis
 import time_machine
-from conftest import RedisServer, bearer
 from flask import Flask
+from helpers import bearer
+from servers import RedisServer
 from serving import serve_example
 
 from example_app import User, create_app, db
@@ -223,6 +224,13 @@ def test_the_demo_page_is_served_at_the_root_with_a_strict_policy(example: Flask
     assert script.status_code == 200
     assert b"X-Token-Transport" in script.data
     script.close()
+    # An icon of its own, so browsers do not ask for a missing /favicon.ico; same origin,
+    # since the policy's default-src 'self' leaves out data: URLs.
+    assert '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">' in html
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    assert icon.data.startswith(b"<svg ")
+    icon.close()
 
 
 def test_the_example_serves_header_clients_and_browsers_side_by_side(example: Flask) -> None:

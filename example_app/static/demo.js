@@ -19,6 +19,32 @@
   let reissuing = null; // one reissue at a time in this tab
   let reissues = 0;
   let nextTry = 0; // no more than one automatic attempt every 2 s (say, while Redis is down)
+  let listing = 0; // the latest session list asked for; an answer to an older one is dropped
+
+  const UNITS = [
+    ["day", 86400],
+    ["hour", 3600],
+    ["minute", 60],
+    ["second", 1],
+  ];
+
+  // A number of seconds in words, to the largest unit and the next one down:
+  // 60 -> "1 minute", 90 -> "1 minute 30 seconds", 1209600 -> "14 days".
+  function duration(seconds) {
+    const total = Math.round(Number(seconds));
+    if (!Number.isFinite(total) || total < 0) return `${seconds} s`;
+    if (total === 0) return "0 seconds";
+    const words = (count, unit) => `${count} ${unit}${count === 1 ? "" : "s"}`;
+    const at = UNITS.findIndex(([, size]) => total >= size);
+    const [unit, size] = UNITS[at];
+    const parts = [words(Math.floor(total / size), unit)];
+    if (at + 1 < UNITS.length) {
+      const [smaller, smallerSize] = UNITS[at + 1];
+      const rest = Math.floor((total % size) / smallerSize);
+      if (rest > 0) parts.push(words(rest, smaller));
+    }
+    return parts.join(" ");
+  }
 
   function log(message, isError = false) {
     const item = document.createElement("li");
@@ -67,6 +93,11 @@
       reissuing = doReissue(reason).finally(() => {
         reissuing = null;
       });
+      // The server records each rotation as the session's last use: show it. Not awaited,
+      // and with no reissue of its own, so a list that fails cannot start another round.
+      reissuing.then((ok) => {
+        if (ok && signedIn) showSessions(false);
+      });
     }
     return reissuing;
   }
@@ -88,7 +119,7 @@
       remember(body);
       reissues += 1;
       $("reissues").textContent = String(reissues);
-      log(`reissued (${reason}): new access token for ${body.expires_in} s`);
+      log(`reissued (${reason}): new access token for ${duration(body.expires_in)}`);
       return true;
     }
     log(`reissue refused: ${response.status} ${body.error}`, true);
@@ -123,10 +154,13 @@
     return true;
   }
 
-  async function showSessions() {
-    const response = await call("GET", `${PREFIX}/sessions`);
+  async function showSessions(retry = true) {
+    const ticket = ++listing;
+    const response = await call("GET", `${PREFIX}/sessions`, retry);
     if (!response.ok) return;
-    const rows = (await response.json()).sessions.map((session) => {
+    const { sessions } = await response.json();
+    if (ticket !== listing || !signedIn) return; // a newer list is coming, or signed out
+    const rows = sessions.map((session) => {
       const row = document.createElement("tr");
       row.dataset.sid = session.sid;
       if (session.current) row.className = "current";
@@ -193,11 +227,14 @@
     const body = await jsonOf(response);
     if (!response.ok) {
       const wait = response.headers.get("Retry-After");
-      log(`login refused: ${body.error}${wait ? `, retry in ${wait} s` : ""}`, true);
+      // Retry-After is seconds here; an HTTP date (the header's other form) shows as is.
+      const after = wait && /^\d+$/.test(wait) ? duration(wait) : wait;
+      log(`login refused: ${body.error}${after ? `, retry in ${after}` : ""}`, true);
       return;
     }
     remember(body);
-    log(`logged in: access token for ${body.expires_in} s, session for ${body.refresh_expires_in} s`);
+    const access = duration(body.expires_in);
+    log(`logged in: access token for ${access}, session for ${duration(body.refresh_expires_in)}`);
     await showSignedIn();
   }
 
@@ -225,7 +262,7 @@
     log(`GET /admin: ${response.status} ${said}`, !response.ok);
   });
   $("reissue-now").addEventListener("click", () => reissue("button"));
-  $("refresh-sessions").addEventListener("click", showSessions);
+  $("refresh-sessions").addEventListener("click", () => showSessions());
   $("logout").addEventListener("click", () => logout(`${PREFIX}/logout`, "logged out"));
   $("logout-all").addEventListener("click", () =>
     logout(`${PREFIX}/logout-all`, "logged out everywhere"),
