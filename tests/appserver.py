@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SECRET, free_port
+from helpers import SECRET
+from servers import free_port
 
 HERE = Path(__file__).resolve().parent
 

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import jwt
-from conftest import SECRET, Api
+from helpers import SECRET, Api
 
 from flask_dualtoken.keys import SigningKeys
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

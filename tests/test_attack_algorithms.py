@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Api
 from forge import ACCESS_HEADER, KEYS, REFRESH_HEADER, assert_access_refused, forge, login_claims
+from helpers import Api
 
 # What an RS/HS confusion attack uses as the "HMAC secret": the server's public key in
 # PEM form (any PEM does: we have no public key, which is the point).

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Api, Clock
 from forge import (
     ACCESS_HEADER,
     KEYS,
@@ -14,6 +13,7 @@ from forge import (
     forge,
     login_claims,
 )
+from helpers import Api, Clock
 
 
 @pytest.mark.parametrize("claim", ["sub", "role", "sid", "jti", "rti", "iat", "exp"])

@@ -20,8 +20,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import requests
-from conftest import Users, build_app, free_port
 from flask import Flask, redirect, request
+from helpers import Users, build_app
+from servers import free_port
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server

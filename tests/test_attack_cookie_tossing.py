@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Users
 from flask import Flask
+from helpers import Users
 from werkzeug.test import TestResponse
 
 from flask_dualtoken.cookies import MAX_REFRESH_COOKIES

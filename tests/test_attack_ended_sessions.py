@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Api, Clock, bearer, sid_of
 from flask import Flask
+from helpers import Api, Clock, bearer, sid_of
 
 
 @pytest.fixture(params=[False, True], ids=["expiry", "strict"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Api
 from forge import ACCESS_HEADER, KEYS, assert_access_refused, forge, login_claims
+from helpers import Api
 
 
 @pytest.mark.parametrize(

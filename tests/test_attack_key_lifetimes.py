@@ -8,8 +8,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import jwt
-from conftest import Api, Clock, bearer, sid_of
 from flask import Flask
+from helpers import Api, Clock, bearer, sid_of
 
 from flask_dualtoken.state import get_state
 

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Api, RedisServer, Users, bearer, build_app, sid_of
 from flask import Flask
+from helpers import Api, Users, bearer, build_app, sid_of
+from servers import RedisServer
 
 from flask_dualtoken import signals
 from flask_dualtoken.config import ConfigError

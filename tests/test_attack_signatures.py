@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SECRET, Api
 from forge import (
     ACCESS_HEADER,
     KEYS,
@@ -13,6 +12,7 @@ from forge import (
     forge,
     login_claims,
 )
+from helpers import SECRET, Api
 
 
 def test_a_stripped_signature_is_refused(api: Api) -> None:

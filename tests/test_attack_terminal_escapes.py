@@ -13,8 +13,8 @@ import re
 from typing import Any
 
 import pytest
-from conftest import Api, bearer, session_hash, sid_of
 from flask import Flask
+from helpers import Api, bearer, session_hash, sid_of
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_dualtoken import signals

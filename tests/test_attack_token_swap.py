@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Api, bearer
+from helpers import Api, bearer
 
 
 def test_a_refresh_token_never_passes_as_an_access_token(api: Api) -> None:

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import Api, bearer
+from helpers import Api, bearer
 
 
 def test_a_full_run_logs_events_but_never_a_token_or_password(

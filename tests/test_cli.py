@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Api, RedisServer, bearer, sid_of
 from flask import Flask
+from helpers import Api, bearer, sid_of
+from servers import RedisServer
 
 from flask_dualtoken.config import load_settings
 from flask_dualtoken.store import ClientInfo, SessionStore
@@ -101,7 +102,7 @@ def test_stats_reports_health_and_live_sessions(app: Flask, api: Api) -> None:
 
 
 def test_commands_fail_cleanly_when_the_store_is_down(users: Any) -> None:
-    from conftest import app_on_url
+    from helpers import app_on_url
 
     with app_on_url(users, "redis://127.0.0.1:1/0") as app:
         for args in (("sessions", "1"), ("revoke", "1"), ("stats",)):
@@ -115,7 +116,7 @@ def test_commands_fail_cleanly_when_the_store_is_down(users: Any) -> None:
 def test_stats_and_the_first_request_warn_when_redis_may_evict(
     own_redis_server: RedisServer, users: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from conftest import app_on_url
+    from helpers import app_on_url
 
     with own_redis_server.client() as direct:
         direct.config_set("maxmemory-policy", "volatile-lru")
@@ -135,7 +136,7 @@ def test_stats_and_the_first_request_warn_when_redis_may_evict(
 def test_no_warning_with_noeviction(
     redis_server: RedisServer, users: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from conftest import app_on_url
+    from helpers import app_on_url
 
     with app_on_url(users, redis_server.url) as app:
         Api(app).login()
@@ -169,7 +170,7 @@ def test_gen_secret_works_with_no_configuration_at_all(tmp_path: Any) -> None:
 
 
 def test_under_memory_the_commands_say_they_see_their_own_empty_store(users: Any) -> None:
-    from conftest import app_on_url
+    from helpers import app_on_url
 
     with app_on_url(users, "memory://") as app:
         for args in (("sessions", "1"), ("revoke", "1"), ("stats",)):
@@ -181,7 +182,7 @@ def test_the_memory_store_warns_once_at_its_first_use_not_at_start_up(
     users: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An app's own commands that never touch the store (``create-user``) stay quiet."""
-    from conftest import Api, app_on_url
+    from helpers import Api, app_on_url
 
     from flask_dualtoken.store import MEMORY_WARNING
 

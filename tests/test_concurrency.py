@@ -7,8 +7,8 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import Api, Clock, bearer, session_hash
 from flask import Flask
+from helpers import Api, Clock, bearer, session_hash
 
 from flask_dualtoken.store import SessionStore
 

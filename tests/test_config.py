@@ -9,8 +9,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import fakeredis
 import pytest
-from conftest import SECRET
 from flask import Flask
+from helpers import SECRET
 
 from flask_dualtoken import ConfigError, DualToken
 from flask_dualtoken.config import (
@@ -275,7 +275,7 @@ def test_a_ready_cluster_client_is_accepted() -> None:
 
 
 def test_no_secret_key_or_password_in_any_repr(users: Any) -> None:
-    from conftest import SECRET, build_app
+    from helpers import SECRET, build_app
 
     from flask_dualtoken.cookies import CSRF_LABEL
     from flask_dualtoken.keys import ACCESS_LABEL, REFRESH_LABEL, derive_key

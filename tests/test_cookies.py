@@ -11,8 +11,9 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import SECRET, Clock, RedisServer, Users, bearer, build_app
 from flask import Flask
+from helpers import SECRET, Clock, Users, bearer, build_app
+from servers import RedisServer
 from werkzeug.http import parse_date
 from werkzeug.test import TestResponse
 

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Api, RedisClusterServers, RedisServer, Users, app_on_url, redis_binary
 from flask import Flask
+from helpers import Api, Users, app_on_url
+from servers import RedisClusterServers, RedisServer, redis_binary
 
 pytestmark = pytest.mark.real_redis
 

@@ -13,8 +13,8 @@ from typing import Any
 import fakeredis
 import jwt
 import pytest
-from conftest import Users, bearer, build_app
 from flask import Flask
+from helpers import Users, bearer, build_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 
-from conftest import SECRET, Api
+from helpers import SECRET, Api
 
 from flask_dualtoken import derive_key
 from flask_dualtoken.keys import SigningKeys

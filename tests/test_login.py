@@ -9,8 +9,8 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import SECRET, Api, Users, session_hash
 from flask import Flask
+from helpers import SECRET, Api, Users, session_hash
 from werkzeug.serving import make_server
 
 from flask_dualtoken.keys import SigningKeys

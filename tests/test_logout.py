@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import jwt
-from conftest import Api, Clock, bearer, session_hash, sid_of
+from helpers import Api, Clock, bearer, session_hash, sid_of
 
 from flask_dualtoken.state import get_state
 from flask_dualtoken.store import SessionStore

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import jwt
 import pytest
 from appserver import Server
-from conftest import RedisServer
+from servers import RedisServer
 
 pytestmark = pytest.mark.real_redis
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from appserver import Server
-from conftest import RedisServer, free_port, redis_binary
+from servers import RedisServer, free_port, redis_binary
 
 pytestmark = pytest.mark.real_redis
 

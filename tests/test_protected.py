@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import jwt
 import pytest
-from conftest import Api, Clock, Users
 from flask import Flask
+from helpers import Api, Clock, Users
 
 from flask_dualtoken import get_jwt, get_jwt_identity, jwt_required
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import Api, Users
 from flask import Flask
+from helpers import Api, Users
 
 from flask_dualtoken import DualToken
 from flask_dualtoken.state import get_state
@@ -86,7 +86,7 @@ def test_a_claims_loader_returning_a_reserved_claim_is_an_error(
 
 
 def test_callbacks_registered_after_init_app_are_used(redis_client: Any, users: Users) -> None:
-    from conftest import SECRET
+    from helpers import SECRET
 
     app = Flask("late")
     app.config.update(DUALTOKEN_SECRET_KEY=SECRET, DUALTOKEN_REDIS=redis_client)

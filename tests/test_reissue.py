@@ -6,8 +6,8 @@ import logging
 
 import jwt
 import pytest
-from conftest import Api, Clock, Users, bearer, session_hash
 from flask import Flask
+from helpers import Api, Clock, Users, bearer, session_hash
 
 from flask_dualtoken import signals
 from flask_dualtoken.state import AppState

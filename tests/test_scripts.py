@@ -10,7 +10,7 @@ from importlib import resources
 import fakeredis
 import pytest
 import redis
-from conftest import Api, Users, bearer, build_app, sid_of
+from helpers import Api, Users, bearer, build_app, sid_of
 
 from flask_dualtoken.redis_scripts import LuaScript
 from flask_dualtoken.scripts import ALL, ScriptArgs

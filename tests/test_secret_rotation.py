@@ -7,7 +7,7 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import SECRET, Api
+from helpers import SECRET, Api
 
 from flask_dualtoken import ConfigError
 from flask_dualtoken.keys import SigningKeys

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import Api, SentinelSetup, Users, app_on_url, bearer
 from flask import Flask
+from helpers import Api, Users, app_on_url, bearer
+from servers import SentinelSetup
 
 pytestmark = [pytest.mark.real_redis, pytest.mark.sentinel]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import fakeredis
 import pytest
-from conftest import Api, Users, bearer, sid_of
 from flask import Flask
+from helpers import Api, Users, bearer, sid_of
 
 from flask_dualtoken import signals
 from flask_dualtoken.store import SessionStore

@@ -10,8 +10,8 @@ import jwt
 import pytest
 import redis
 import time_machine
-from conftest import SECRET, Api, Users, bearer, build_app, session_hash
 from flask import Flask
+from helpers import SECRET, Api, Users, bearer, build_app, session_hash
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Api, Clock, Users
 from flask import Flask
+from helpers import Api, Clock, Users
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_dualtoken import signals
