@@ -251,7 +251,34 @@ def _first_status(sent: httpx.Request, answer: httpx.Response) -> int:
     return next((r.status_code for r in answer.history if r.request is sent), 0)
 
 
-class HttpxAuth(_HttpxAuthBase):
+class _Auth:
+    """What both helpers hold: the pair, and how to get and renew it (``_PairKeeper``)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        pair: Pair | Mapping[str, Any] | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        prefix: str = "/auth",
+        on_refresh: RefreshHook | None = None,
+    ) -> None:
+        self._keeper = _PairKeeper(
+            base_url=base_url,
+            pair=pair,
+            username=username,
+            password=password,
+            prefix=prefix,
+            on_refresh=on_refresh,
+        )
+
+    @property
+    def pair(self) -> Pair | None:
+        return self._keeper.pair
+
+
+class HttpxAuth(_Auth, _HttpxAuthBase):
     """``httpx.Auth`` for flask-dualtoken: ``httpx.Client(auth=...)`` or
     ``httpx.AsyncClient(auth=...)`` (one auth object per kind of client). Only requests to
     ``base_url``'s origin get the token; the app's prefix, if any, goes in ``base_url``."""
@@ -268,8 +295,7 @@ class HttpxAuth(_HttpxAuthBase):
     ) -> None:
         if _HttpxAuthBase is object:
             raise ImportError("HttpxAuth needs httpx: pip install 'flask-dualtoken[httpx]'")
-
-        self._keeper = _PairKeeper(
+        super().__init__(
             base_url=base_url,
             pair=pair,
             username=username,
@@ -278,10 +304,6 @@ class HttpxAuth(_HttpxAuthBase):
             on_refresh=on_refresh,
         )
         self._async_lock = asyncio.Lock()
-
-    @property
-    def pair(self) -> Pair | None:
-        return self._keeper.pair
 
     def sync_auth_flow(
         self, request: httpx.Request
@@ -392,39 +414,20 @@ class HttpxAuth(_HttpxAuthBase):
         return sent
 
 
-class RequestsAuth:
+class RequestsAuth(_Auth):
     """``requests`` auth for flask-dualtoken: ``session.auth = RequestsAuth(...)``. Only
     requests to ``base_url``'s origin get the token; the app's prefix, if any, goes in
     ``base_url``."""
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        pair: Pair | Mapping[str, Any] | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        prefix: str = "/auth",
-        on_refresh: RefreshHook | None = None,
-    ) -> None:
-        import requests
-
-        self._keeper = _PairKeeper(
-            base_url=base_url,
-            pair=pair,
-            username=username,
-            password=password,
-            prefix=prefix,
-            on_refresh=on_refresh,
-        )
-        self._http = requests.Session()  # for login and reissue only, without this auth
-
-    @property
-    def pair(self) -> Pair | None:
-        return self._keeper.pair
+    # The session for login and reissue only, without this auth; made at first use.
+    _http: requests.Session | None = None
 
     def _post(self, route: str, body: dict[str, Any], bearer: Pair | None = None) -> Pair:
         headers = {} if bearer is None else {"Authorization": f"Bearer {bearer.access_token}"}
+        if self._http is None:
+            import requests
+
+            self._http = requests.Session()
         answer = self._http.post(
             self._keeper.url(route),
             json=body,
