@@ -15,7 +15,9 @@ from helpers import SECRET, Api, Users, bearer, build_app, session_hash
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from flask_dualtoken.store import SessionStore, user_tag
+from flask_dualtoken.state import get_state
+from flask_dualtoken.store import ClientInfo, SessionStore, user_tag
+from flask_dualtoken.tokens import new_id
 
 
 def all_stored_strings(client: redis.Redis) -> list[str]:
@@ -198,3 +200,38 @@ def test_tokens_are_refused_without_a_redis_call_when_the_signature_fails(
         == 401
     )
     assert calls == []
+
+
+# -- a script run twice: redis-py retries once when a connection drops, which may be after
+# Redis ran the script and before its reply arrived -------------------------------------
+
+
+@pytest.mark.parametrize("grace", [30, 0])
+def test_a_rotation_run_twice_answers_the_same_and_rotates_once(make_app: Any, grace: int) -> None:
+    app = make_app(DUALTOKEN_REUSE_GRACE=grace)
+    store = get_state(app).store
+    sid, first_jti, new_jti = new_id(), new_id(), new_id()
+    client = ClientInfo("127.0.0.1", "test")
+    store.create("1", sid, first_jti, "{}", "{}", client)
+    args = ("1", sid, first_jti, 0, new_jti, '{"a":1}', '{"r":1}', client)
+    once, twice = store.rotate(*args), store.rotate(*args)
+    assert (once.outcome, twice.outcome) == ("rotated", "rotated")
+    assert once.grant == twice.grant
+    assert session_hash(store, "1", sid)["gen"] == "1"
+    assert store.is_live("1", sid)  # not taken for reuse, even with grace off
+
+
+def test_a_login_run_twice_at_the_cap_ends_one_session_not_two(make_app: Any) -> None:
+    app = make_app(DUALTOKEN_MAX_SESSIONS=2)
+    store = get_state(app).store
+    client = ClientInfo("127.0.0.1", "test")
+    older = [new_id(), new_id()]
+    for sid in older:
+        store.create("1", sid, new_id(), "{}", "{}", client)
+    sid, jti = new_id(), new_id()
+    once = store.create("1", sid, jti, "{}", "{}", client)
+    twice = store.create("1", sid, jti, "{}", "{}", client)
+    assert once.evicted == (older[0],)
+    assert twice.evicted == ()
+    assert once.grant == twice.grant
+    assert [s.session_id for s in store.sessions("1")] == [older[1], sid]

@@ -6,6 +6,14 @@ local uid, sid, rt_jti, access_ttl, idle_ttl, max_age, margin, ip, user_agent,
 -- Sessions the cap ends leave the index here (which ends them); the reply names them, and
 -- store.py tidies their keys with lua/end_sessions.lua.
 local now_s, now_us = clock()
+-- This very call has run already (a retry after a lost reply; the session id is new to
+-- every login): answer as it did, and end no more sessions.
+local done = redis.call('HMGET', session, 'created', 'abs_end', 'cur_exp')
+if done[1] and redis.call('ZSCORE', index, sid) then
+  local began = math.floor(tonumber(done[1]) / 1000000)
+  local at_end = math.min(began + tonumber(access_ttl), tonumber(done[2]))
+  return {'created', fmt(began), fmt(at_end), done[3]}
+end
 max_age, margin = tonumber(max_age), tonumber(margin)
 local cap = tonumber(max_sessions)
 evict_max = tonumber(evict_max)

@@ -12,6 +12,13 @@ local abs_end = tonumber(h[3])
 if now_s >= abs_end then return {'expired'} end
 -- Out of the index: ended by logout-all or by the session cap.
 if not alive(index, sid, now_us) then return {'revoked', 'ended'} end
+-- This very call has run already: the client retried after losing the reply (redis-py
+-- retries once on a dropped connection). Answer what it answered; rotate nothing again.
+if h[4] == new_jti then
+  local iat = math.floor(tonumber(h[7]) / 1000000)
+  local at_exp = math.min(iat + tonumber(access_ttl), abs_end)
+  return {'rotated', fmt(iat), fmt(at_exp), h[5], h[8], at_template, rt_template}
+end
 grace_us = tonumber(grace_us)
 
 if presented_jti == h[4] then
