@@ -93,12 +93,17 @@ class Settings:
             shown.append(f"{item.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
+    # Where tokens may travel, as the settings allow it; ``transport`` holds each request
+    # and answer to it (and its docstring tells the three locations side by side).
+
     @property
     def cookies_enabled(self) -> bool:
+        """Whether tokens may travel in cookies: "cookies" or "both"."""
         return self.token_location != "headers"  # noqa: S105 - a place, not a secret
 
     @property
     def headers_enabled(self) -> bool:
+        """Whether tokens may travel in JSON bodies and headers: "headers" or "both"."""
         return self.token_location != "cookies"  # noqa: S105 - a place, not a secret
 
     @property

@@ -17,6 +17,9 @@ Three cookies, each sent only where it is needed:
 A cross-site page can make the browser send cookies but cannot read them or set a custom
 header, so every state-changing request that authenticates with a cookie must carry that
 header with the value of its own session.
+
+These are the mechanics, on header strings and responses; which request reads or writes
+cookies, and when a CSRF proof is required, is ``transport``'s to decide.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ from .limits import MAX_TOKEN_BYTES
 from .tokens import TokenPair
 
 CSRF_LABEL = b"csrf"
-#: Sent by a client of a DUALTOKEN_TOKEN_LOCATION="both" app to get a login in cookies.
+#: Sent by a client of a DUALTOKEN_TOKEN_LOCATION="both" app to get a login in cookies
+#: (read by ``transport.login_in_cookies``, named by ``openapi`` and ``browser_config``).
 TRANSPORT_HEADER = "X-Token-Transport"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _SEPARATOR = "~"  # a cookie-safe character that never occurs in a JWT
 #: Access or refresh cookies looked at in one request: bounds the work planted cookies
 #: can cause.

@@ -8,26 +8,12 @@ from typing import Any, TypeVar, overload
 
 from flask import current_app, request
 
+from . import transport
 from .context import set_request_auth
-from .cookies import SAFE_METHODS
-from .errors import InsufficientRole, SessionRevoked, TokenInvalid, TokenMissing
+from .errors import InsufficientRole, SessionRevoked
 from .state import get_state
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def bearer_token() -> str | None:
-    """The token of an ``Authorization: Bearer`` header; None when there is no bearer header."""
-    header = request.headers.get("Authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None  # another scheme (Basic...) is not our credential
-    token = token.strip()
-    if not token or " " in token:
-        raise TokenInvalid("The Authorization header must be 'Bearer <token>'.")
-    return token
 
 
 @overload
@@ -79,24 +65,13 @@ def _roles(roles: Iterable[str] | str | None) -> frozenset[str] | None:
 
 def _verify(allowed: frozenset[str] | None, optional: bool) -> None:
     state = get_state()
-    settings = state.settings
-    raw = bearer_token() if settings.access_from_header else None
-    from_cookie = False
-    if raw is None and settings.access_from_cookie:
-        raw = state.cookies.access_token(
-            request.headers.get("Cookie", ""), request.headers.get(state.cookies.csrf_header)
-        )
-        from_cookie = raw is not None
-    if raw is None:
-        if not optional:
-            raise _missing(settings.access_from_header, settings.access_from_cookie)
+    presented = transport.presented_access(required=not optional)
+    if presented is None:
         set_request_auth(None)
         return
-    token = state.codec.decode_access(raw)
-    # A cookie is sent by the browser whoever made the page: a state-changing request
-    # must also prove it came from ours.
-    if from_cookie and request.method not in SAFE_METHODS:
-        state.cookies.check_csrf(token.sid, request.headers.get(state.cookies.csrf_header))
+    token = state.codec.decode_access(presented.token)
+    if presented.proof is not None:  # a cookie on a state-changing request
+        presented.proof(token.sid)
     if allowed is not None and token.role not in allowed:
         raise InsufficientRole()
     # Strict mode: one read-only script per request, so an access token dies with its
@@ -104,14 +79,3 @@ def _verify(allowed: frozenset[str] | None, optional: bool) -> None:
     if state.settings.verify_session and not state.store.is_live(token.sub, token.sid):
         raise SessionRevoked()
     set_request_auth(token)
-
-
-def _missing(header: bool, cookie: bool) -> TokenMissing:
-    if not cookie:
-        return TokenMissing()
-    where = "the access cookie"
-    if header:
-        where = f"'Authorization: Bearer <token>' or {where}"
-    return TokenMissing(
-        f"An access token is required: send {where} (it lapses with the token: reissue)."
-    )
