@@ -7,6 +7,9 @@ from __future__ import annotations
 MAX_BODY_BYTES = 16 * 1024
 #: A token, in bytes: anything longer is refused unread.
 MAX_TOKEN_BYTES = 8 * 1024
+#: An access token's claims as JSON, in bytes: what keeps every token the library signs
+#: under MAX_TOKEN_BYTES, headers, times and signature included.
+MAX_CLAIMS_BYTES = 5 * 1024
 #: A login username, in characters.
 MAX_USERNAME_CHARS = 256
 #: A login password, in characters: bounds the work a request can ask of the hasher.

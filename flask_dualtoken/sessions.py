@@ -25,7 +25,9 @@ from .errors import (
     TooManyAttempts,
     UserUnavailable,
 )
+from .limits import MAX_CLAIMS_BYTES
 from .redis_scripts import ScriptCall
+from .state import misconfigured
 from .store import ClientInfo, SessionInfo
 from .tokens import AccessToken, RefreshToken, TokenPair, new_id
 
@@ -127,6 +129,14 @@ def _templates(
         rti=refresh_jti,
         extra=state.extra_claims_of(user),
     )
+    if len(access) > MAX_CLAIMS_BYTES:
+        # Checked before anything is stored: a token over the limit would be refused on
+        # every request it is sent with.
+        raise misconfigured(
+            "claims_loader and role_loader",
+            f"made access-token claims of {len(access)} bytes",
+            f"return claims under {MAX_CLAIMS_BYTES} bytes in all (ids, not documents)",
+        )
     return access, state.codec.refresh_template(sub=user_id, sid=sid, jti=refresh_jti)
 
 

@@ -48,7 +48,11 @@ class AppState:
         user_id = self._call(
             "identity_loader", user, "by default it is str(user.id): give users an id"
         )
-        if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_SUBJECT_CHARS:
+        if (
+            not isinstance(user_id, str)
+            or not 0 < len(user_id) <= MAX_SUBJECT_CHARS
+            or not _utf8(user_id)
+        ):
             raise misconfigured(
                 "identity_loader",
                 f"returned {user_id!r:.80}",
@@ -100,6 +104,15 @@ def misconfigured(loader: str, problem: str, fix: str) -> Misconfigured:
     detail = f"flask-dualtoken: the {loader} {problem}; {fix}."
     logger.error("%s", detail)
     return Misconfigured(detail)
+
+
+def _utf8(text: str) -> bool:
+    """Whether a str can be written out (a lone surrogate such as '\\ud800' cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def get_state(app: Flask | None = None) -> AppState:

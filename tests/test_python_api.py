@@ -138,6 +138,8 @@ class Roleless:
         ({"role_loader": lambda u: u.missing_attribute}, "role_loader"),
         ({"role_loader": lambda u: None}, "role_loader"),
         ({"identity_loader": lambda u: 7}, "identity_loader"),
+        ({"identity_loader": lambda u: "a\ud800b"}, "identity_loader"),
+        ({"claims_loader": lambda u: {"blob": "x" * 20_000}}, "claims_loader and role_loader"),
         ({"claims_loader": lambda u: {"when": object()}}, "claims_loader"),
         ({"claims_loader": lambda u: {"exp": 1}}, "claims_loader"),
         ({"claims_loader": lambda u: ["x"]}, "claims_loader"),
