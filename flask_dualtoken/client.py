@@ -19,6 +19,7 @@ import asyncio
 import enum
 import json
 import threading
+import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -153,6 +154,21 @@ def _as_pair(pair: Pair | Mapping[str, Any] | None) -> Pair | None:
     )
 
 
+def _pair_of(status: int, body: bytes) -> Pair:
+    if 300 <= status < 400:
+        raise DualTokenAuthError(status, "redirect_refused")
+    if status != 200:
+        raise DualTokenAuthError(status, _error_code(status, body))
+    try:
+        payload = json.loads(body)
+        access, refresh = payload["access_token"], payload["refresh_token"]
+    except (ValueError, KeyError, TypeError):
+        raise DualTokenAuthError(status, "invalid_response") from None
+    if not (isinstance(access, str) and isinstance(refresh, str)):
+        raise DualTokenAuthError(status, "invalid_response")
+    return Pair(access, refresh)
+
+
 class _PairKeeper:
     """The pair, the credentials to get one, the origin they belong to, and the
     single-flight lock."""
@@ -178,6 +194,18 @@ class _PairKeeper:
         self._credentials = (username, password)
         self._on_refresh = on_refresh
         self.lock = threading.Lock()
+        # Login and reissue attempts made, and how the last one failed: those who waited
+        # for an attempt share its failure too, rather than each repeating it (a stale
+        # password tried by every waiting thread would use up the account's login limit).
+        self.attempts = 0
+        self._failure: DualTokenAuthError | None = None
+
+    def share_failure(self, seen: int) -> None:
+        """Raise the failure of an attempt made while the caller waited for the lock
+        (``seen``: ``attempts`` before it waited). Call with the lock held."""
+        failure = self._failure
+        if self.attempts != seen and failure is not None:
+            raise DualTokenAuthError(failure.status, failure.error)
 
     def url(self, route: str) -> str:
         """Login and reissue go to base_url, never to wherever a request was going."""
@@ -195,13 +223,14 @@ class _PairKeeper:
         return {"refresh_token": self.pair.refresh_token}
 
     def accept(self, status: int, body: bytes) -> Pair:
-        """Take the pair from a login or reissue answer, or raise."""
-        if 300 <= status < 400:
-            raise DualTokenAuthError(status, "redirect_refused")
-        if status != 200:
-            raise DualTokenAuthError(status, _error_code(status, body))
-        payload = json.loads(body)
-        self.pair = Pair(payload["access_token"], payload["refresh_token"])
+        """Take the pair from a login or reissue answer, or raise. Call with the lock held."""
+        self.attempts += 1
+        try:
+            self.pair = _pair_of(status, body)
+        except DualTokenAuthError as exc:
+            self._failure = exc
+            raise
+        self._failure = None
         if self._on_refresh is not None:
             self._on_refresh(self.pair)
         return self.pair
@@ -303,7 +332,18 @@ class HttpxAuth(_Auth, _HttpxAuthBase):
             prefix=prefix,
             on_refresh=on_refresh,
         )
-        self._async_lock = asyncio.Lock()
+        # One lock per event loop: an asyncio.Lock belongs to the loop that first used it.
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def _async_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._async_locks.get(loop)
+        if lock is None:
+            lock = self._async_locks[loop] = asyncio.Lock()
+        return lock
 
     def sync_auth_flow(
         self, request: httpx.Request
@@ -314,10 +354,12 @@ class HttpxAuth(_Auth, _HttpxAuthBase):
             while True:
                 if step is _LOCK:
                     self._keeper.lock.acquire()
-                    held, step = True, flow.send(None)
+                    held = True  # before the flow runs on: it may raise with the lock held
+                    step = flow.send(None)
                 elif step is _UNLOCK:
                     self._keeper.lock.release()
-                    held, step = False, flow.send(None)
+                    held = False
+                    step = flow.send(None)
                 else:
                     response = yield cast("httpx.Request", step)
                     response.read()
@@ -338,10 +380,12 @@ class HttpxAuth(_Auth, _HttpxAuthBase):
             while True:
                 if step is _LOCK:
                     await self._async_lock.acquire()
-                    held, step = True, flow.send(None)
+                    held = True  # before the flow runs on: it may raise with the lock held
+                    step = flow.send(None)
                 elif step is _UNLOCK:
                     self._async_lock.release()
-                    held, step = False, flow.send(None)
+                    held = False
+                    step = flow.send(None)
                 else:
                     response = yield cast("httpx.Request", step)
                     await response.aread()
@@ -362,8 +406,10 @@ class HttpxAuth(_Auth, _HttpxAuthBase):
         if not keeper.serves(str(request.url)):  # another origin: untouched
             yield request
             return
+        seen = keeper.attempts
         yield _LOCK
         if keeper.pair is None:
+            keeper.share_failure(seen)
             login = self._post(request, "login", keeper.login_body())
             answer = yield login
             assert answer is not None
@@ -378,8 +424,10 @@ class HttpxAuth(_Auth, _HttpxAuthBase):
             return
         if not keeper.expired(response.status_code, response.content):
             return
+        seen = keeper.attempts
         yield _LOCK
         if keeper.pair == sent_with:  # nobody reissued meanwhile: we do
+            keeper.share_failure(seen)
             reissue = self._post(request, "reissue", keeper.reissue_body(), sent_with)
             answer = yield reissue
             assert answer is not None
@@ -439,16 +487,20 @@ class RequestsAuth(_Auth):
 
     def _current(self) -> Pair:
         keeper = self._keeper
+        seen = keeper.attempts
         with keeper.lock:
             if keeper.pair is None:
+                keeper.share_failure(seen)
                 self._post("login", keeper.login_body())
             assert keeper.pair is not None
             return keeper.pair
 
     def _reissue(self, stale: Pair) -> Pair:
         keeper = self._keeper
+        seen = keeper.attempts
         with keeper.lock:
             if keeper.pair == stale:  # nobody reissued meanwhile: we do
+                keeper.share_failure(seen)
                 self._post("reissue", keeper.reissue_body(), stale)
             assert keeper.pair is not None
             return keeper.pair

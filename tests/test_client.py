@@ -272,3 +272,78 @@ def test_a_pair_may_be_a_login_answers_dict_and_anything_else_fails_at_once(
         helper(base_url="http://example.test", pair={"access_token": "a.b.c"})
     with pytest.raises(TypeError, match="Pair"):
         helper(base_url="http://example.test", pair=("a.b.c", "d.e.f"))
+
+
+# -- failures are shared like successes; one auth object in several event loops ---------
+
+
+@pytest.fixture(scope="module")
+def served_throttled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve_example(tmp_path_factory.mktemp("throttled")) as example:  # 5 tries a window
+        yield example.url
+
+
+@pytest.mark.parametrize("kind", ["httpx", "requests"])
+def test_threads_waiting_on_a_failed_login_share_its_failure_instead_of_repeating_it(
+    served_throttled: str, kind: str
+) -> None:
+    # A client with a stale password, used by 20 threads at once: one login attempt, not
+    # 20 (which would use up the account's limit and lock its owner out).
+    options: dict[str, Any] = {"username": "bob", "password": "stale-password"}
+    if kind == "httpx":
+        client: Any = httpx.Client(
+            base_url=served_throttled, auth=HttpxAuth(base_url=served_throttled, **options)
+        )
+    else:
+        client = BaseUrlSession(served_throttled)
+        client.auth = RequestsAuth(base_url=served_throttled, **options)
+    barrier = threading.Barrier(20)
+    errors: list[str | None] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            get(client, "/me")
+        except DualTokenAuthError as exc:
+            errors.append(exc.error)
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    client.close()
+    assert errors == ["invalid_credentials"] * 20
+    owner = httpx.post(
+        served_throttled + "/auth/login", json={"username": "bob", "password": "bob-password"}
+    )
+    assert owner.status_code == 200, owner.text
+
+
+def test_a_login_answer_that_is_not_a_pair_raises_the_helpers_error() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>maintenance</html>")
+
+    auth = HttpxAuth(base_url="http://app.test", username="a", password="b")
+    with (
+        httpx.Client(transport=httpx.MockTransport(answer), auth=auth) as client,
+        pytest.raises(DualTokenAuthError) as failure,
+    ):
+        client.get("http://app.test/me")
+    assert (failure.value.status, failure.value.error) == (200, "invalid_response")
+
+
+def test_one_httpx_auth_serves_one_event_loop_after_another(served: str) -> None:
+    import asyncio
+
+    auth = HttpxAuth(base_url=served, username="alice", password="alice-password")
+
+    async def scenario() -> list[int]:
+        async with httpx.AsyncClient(base_url=served, auth=auth) as client:
+            await client.get("/me")
+            await asyncio.sleep(2.1)  # wait out the access token: all 8 need a reissue
+            responses = await asyncio.gather(*(client.get("/me") for _ in range(8)))
+            return [r.status_code for r in responses]
+
+    assert asyncio.run(scenario()) == [200] * 8
+    assert asyncio.run(scenario()) == [200] * 8  # a new loop, the same auth object
