@@ -29,9 +29,9 @@ local function extend_expiry(key, at_s, now_s)
 end
 
 -- An ended session leaves only a marker ('uid' and the 'revoked' reason) for at most
--- ENDED_MARKER_SECONDS, so a late request still gets a precise answer, and then nothing:
--- what one user keeps in Redis is bounded by the session cap, however often they log in
--- and out. The replay key goes at once, so nothing replayable stays behind.
+-- ENDED_MARKER_SECONDS, so a late request still gets a precise answer, and then nothing
+-- (docs/operations.md says what that costs a user who logs in very often). The replay key
+-- goes at once, so nothing replayable stays behind.
 local ENDED_MARKER_SECONDS = 900
 
 local function end_session(session, replay, reason)
