@@ -301,6 +301,10 @@ class _Auth:
             prefix=prefix,
             on_refresh=on_refresh,
         )
+        self._ready()
+
+    def _ready(self) -> None:
+        """What a helper needs besides the pair (its HTTP library, its locks)."""
 
     @property
     def pair(self) -> Pair | None:
@@ -312,26 +316,9 @@ class HttpxAuth(_Auth, _HttpxAuthBase):
     ``httpx.AsyncClient(auth=...)`` (one auth object per kind of client). Only requests to
     ``base_url``'s origin get the token; the app's prefix, if any, goes in ``base_url``."""
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        pair: Pair | Mapping[str, Any] | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        prefix: str = "/auth",
-        on_refresh: RefreshHook | None = None,
-    ) -> None:
+    def _ready(self) -> None:
         if _HttpxAuthBase is object:
             raise ImportError("HttpxAuth needs httpx: pip install 'flask-dualtoken[httpx]'")
-        super().__init__(
-            base_url=base_url,
-            pair=pair,
-            username=username,
-            password=password,
-            prefix=prefix,
-            on_refresh=on_refresh,
-        )
         # One lock per event loop: an asyncio.Lock belongs to the loop that first used it.
         self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
