@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import click
 from flask.cli import AppGroup
 
-from . import sessions
+from . import flows
 from .errors import StoreUnavailable
 from .state import AppState, get_state
 from .store import EVICTION_WARNING, ClientInfo
@@ -71,7 +71,7 @@ def _state() -> AppState:
 def list_sessions(user_id: str) -> None:
     """List the live sessions of USER_ID; client strings are printed escaped."""
     try:
-        found = sessions.list_sessions(_state(), user_id)
+        found = flows.list_sessions(_state(), user_id)
     except StoreUnavailable:
         raise click.ClickException("the session store is unavailable") from None
     if not found:
@@ -97,9 +97,9 @@ def revoke(user_id: str, session_id: str | None) -> None:
     state = _state()
     try:
         if session_id is None:
-            sessions.revoke_all(state, user_id, OPERATOR)
+            flows.revoke_all(state, user_id, OPERATOR)
             click.echo(f"ended every session of user {user_id!r}")
-        elif sessions.revoke(state, user_id, session_id, "revoked", OPERATOR):
+        elif flows.revoke(state, user_id, session_id, "revoked", OPERATOR):
             click.echo(f"ended session {_shown(session_id)} of user {user_id!r}")
         else:
             raise click.ClickException(

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response
 
-from . import sessions
+from . import flows
 from .config import load_settings
 from .connection import connect, store_address
 from .context import request_client
@@ -129,18 +129,18 @@ class DualToken:
 
     def issue(self, user: Any) -> TokenPair:
         """Start a session for a user the app authenticated itself (after SSO, say)."""
-        return sessions.issue(get_state(), user, request_client())
+        return flows.issue(get_state(), user, request_client())
 
     def revoke_session(self, user_id: str, session_id: str) -> bool:
         """End one session; its refresh token stops working at once. True if it was live."""
-        return sessions.revoke(get_state(), user_id, session_id, "revoked", request_client())
+        return flows.revoke(get_state(), user_id, session_id, "revoked", request_client())
 
     def revoke_all_sessions(self, user_id: str) -> None:
         """End every session of a user: after a password change, or to disable an account.
 
         One script, bounded by the session cap; a login after this call works.
         """
-        sessions.revoke_all(get_state(), user_id, request_client())
+        flows.revoke_all(get_state(), user_id, request_client())
 
     def set_cookies(self, response: Response, pair: TokenPair) -> dict[str, Any]:
         """Put a pair into cookie-mode cookies on ``response`` (after SSO and ``issue``,
@@ -168,4 +168,4 @@ class DualToken:
 
     def list_sessions(self, user_id: str) -> list[SessionInfo]:
         """The user's live sessions, oldest first."""
-        return sessions.list_sessions(get_state(), user_id)
+        return flows.list_sessions(get_state(), user_id)

@@ -105,7 +105,7 @@ class SessionInfo:
         }
 
 
-#: What lua/rotate.lua decided; sessions.reissue maps each to an answer.
+#: What lua/rotate.lua decided; flows.reissue maps each to an answer.
 RotationOutcome = Literal["rotated", "replayed", "reused", "revoked", "expired", "unknown"]
 ROTATION_OUTCOMES: frozenset[str] = frozenset(get_args(RotationOutcome))
 

@@ -38,8 +38,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .context import BODY_KEY
 from .cookies import TRANSPORT_HEADER
 from .errors import DualTokenError, InvalidRequest, RequestTooLarge, TokenInvalid, TokenMissing
+from .flows import Proof
 from .limits import MAX_BODY_BYTES
-from .sessions import Proof
 from .state import get_state
 from .tokens import TokenPair
 

@@ -1,4 +1,4 @@
-"""The blueprint: HTTP in and out of the flows in ``sessions``. Nothing else lives here."""
+"""The blueprint: HTTP in and out of the flows in ``flows``. Nothing else lives here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
 
-from . import sessions, transport
+from . import flows, transport
 from .context import UNSAFE_CHARS, get_request_token, request_client
 from .decorators import jwt_required
 from .errors import InvalidRequest, MethodRefused, RouteNotFound, SessionNotFound
@@ -41,14 +41,14 @@ def login() -> Response:
     if UNSAFE_CHARS.search(username):
         # Usernames reach logs and signal receivers: no control, line or bidi characters.
         raise InvalidRequest("'username' must not contain control characters.")
-    pair = sessions.login(get_state(), username, password, request_client())
+    pair = flows.login(get_state(), username, password, request_client())
     return transport.pair_response(pair, transport.login_in_cookies())
 
 
 @_route("/reissue", "POST")
 def reissue() -> Response:
     with transport.presented_pair() as presented:
-        pair = sessions.reissue(
+        pair = flows.reissue(
             get_state(),
             presented.access,
             presented.refresh,
@@ -61,7 +61,7 @@ def reissue() -> Response:
 @_route("/logout", "POST")
 def logout() -> Response:
     with transport.presented_pair() as presented:
-        sessions.logout(
+        flows.logout(
             get_state(),
             presented.access,
             presented.refresh,
@@ -75,7 +75,7 @@ def logout() -> Response:
 @jwt_required
 def logout_all() -> Response:
     user_id, sid = _caller()
-    sessions.revoke_all(get_state(), user_id, request_client(), caller=sid)
+    flows.revoke_all(get_state(), user_id, request_client(), caller=sid)
     # A browser that called this with its cookies is logged out too: drop them.
     return _no_content(deleting_cookies=transport.from_browser())
 
@@ -84,7 +84,7 @@ def logout_all() -> Response:
 @jwt_required
 def list_sessions() -> Response:
     user_id, current = _caller()
-    found = sessions.list_sessions(get_state(), user_id, caller=current)
+    found = flows.list_sessions(get_state(), user_id, caller=current)
     response = jsonify({"sessions": [info.to_dict(current) for info in found]})
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -96,7 +96,7 @@ def revoke_session(sid: str) -> Response:
     # The key is built from the caller's own user id: another user's sid is simply not
     # found, so the answer cannot tell "someone else's" from "no such session".
     user_id, current = _caller()
-    if not is_token_id(sid) or not sessions.revoke(
+    if not is_token_id(sid) or not flows.revoke(
         get_state(), user_id, sid, "revoked", request_client(), caller=current
     ):
         raise SessionNotFound()

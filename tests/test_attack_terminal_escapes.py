@@ -20,7 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from flask_dualtoken import signals
 from flask_dualtoken.context import request_client
 from flask_dualtoken.errors import DualTokenError
-from flask_dualtoken.sessions import login
+from flask_dualtoken.flows import login
 from flask_dualtoken.state import get_state
 from flask_dualtoken.store import ClientInfo, SessionStore
 from flask_dualtoken.tokens import new_id
