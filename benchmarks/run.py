@@ -6,7 +6,7 @@ repeats. Requests go through Flask's test client (in-process WSGI): the numbers 
 framework's and ours, without a network stack. ``--quick`` runs fewer repeats.
 
 1. Per-request overhead of a protected route over the same route unprotected: ours
-   (with and without the verified-token memo, and in strict mode) against
+   (push revocation, the default; expiry; without the verified-token memo; strict) against
    Flask-JWT-Extended's ``@jwt_required()``, and a bare ``jwt.decode`` of the same token.
 1b. Cookie mode: a POST with the access cookie and its CSRF header, against
    Flask-JWT-Extended's cookies and double-submit CSRF check.
@@ -16,6 +16,9 @@ framework's and ours, without a network stack. ``--quick`` runs fewer repeats.
 5. Login refusal time for a wrong password and an unknown user (the example app).
 6. Throughput under load (benchmarks/load.py): gunicorn + Redis driven by wrk; skipped
    with a note when wrk is not installed.
+7. Push revocation (benchmarks/revocation.py): how fast an ended session is refused by
+   another app, Redis commands per protected request, memory per remembered session, and
+   a flood of announcements.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from revocation import bench_revocation  # noqa: E402
 
 from flask_dualtoken import DualToken, jwt_required  # noqa: E402
 from flask_dualtoken.state import get_state  # noqa: E402
@@ -185,9 +190,10 @@ def bench_decorator(client: redis.Redis, calls: int, repeats: int) -> None:
         assert c.get("/protected", headers=headers).status_code == 200
         return c, headers, token
 
-    ours, ours_headers, token = login(our_app(client))
+    ours, ours_headers, token = login(our_app(client))  # push revocation, the default
+    expiry, expiry_headers, _ = login(our_app(client, DUALTOKEN_REVOCATION="expiry"))
     no_memo, no_memo_headers, _ = login(our_app(client, DUALTOKEN_TOKEN_CACHE_SIZE=0))
-    strict, strict_headers, _ = login(our_app(client, DUALTOKEN_VERIFY_SESSION=True))
+    strict, strict_headers, _ = login(our_app(client, DUALTOKEN_REVOCATION="strict"))
     theirs_app, their_token = their_app()
     theirs = theirs_app.test_client()
     their_headers = {"Authorization": f"Bearer {their_token}"}
@@ -198,6 +204,9 @@ def bench_decorator(client: redis.Redis, calls: int, repeats: int) -> None:
         {
             "ours: no decorator": lambda: ours.get("/open"),
             "ours: @jwt_required": lambda: ours.get("/protected", headers=ours_headers),
+            "ours: @jwt_required, expiry": lambda: expiry.get(
+                "/protected", headers=expiry_headers
+            ),
             "ours: @jwt_required, no memo": lambda: no_memo.get(
                 "/protected", headers=no_memo_headers
             ),
@@ -214,6 +223,7 @@ def bench_decorator(client: redis.Redis, calls: int, repeats: int) -> None:
     base_ours, base_theirs = medians["ours: no decorator"], medians["FJE: no decorator"]
     overhead = {
         "ours: @jwt_required": medians["ours: @jwt_required"] - base_ours,
+        "ours: @jwt_required, expiry": medians["ours: @jwt_required, expiry"] - base_ours,
         "ours: @jwt_required, no memo": medians["ours: @jwt_required, no memo"] - base_ours,
         "ours: @jwt_required, strict": medians["ours: @jwt_required, strict"] - base_ours,
         "FJE: @jwt_required()": medians["FJE: @jwt_required()"] - base_theirs,
@@ -225,7 +235,7 @@ def bench_decorator(client: redis.Redis, calls: int, repeats: int) -> None:
         for name, value in overhead.items()
     ]
     rows.insert(0, ("ours: no decorator", f"{base_ours:.1f}", "-", "-"))
-    rows.insert(4, ("FJE: no decorator", f"{base_theirs:.1f}", "-", "-"))
+    rows.insert(5, ("FJE: no decorator", f"{base_theirs:.1f}", "-", "-"))
     table(
         f"1. Protected route, median of {repeats} x {calls} requests (us)",
         ("variant", "us/request", "overhead", "x FJE overhead"),
@@ -462,17 +472,36 @@ def bench_login_timing(repeats: int) -> None:
     )
 
 
+@contextmanager
+def stopping_listeners() -> Iterator[None]:
+    """Stop every app's revocation listener before the benchmark's Redis goes away."""
+    from flask_dualtoken import revocation
+
+    try:
+        yield
+    finally:
+        for guard in list(revocation._GUARDS):
+            guard.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests and repeats")
     args = parser.parse_args()
     calls, repeats, sessions = (500, 3, 10_000) if args.quick else (2000, 7, 100_000)
     logging.getLogger("flask_dualtoken").setLevel(logging.ERROR)
-    with redis_server() as client:
+    with redis_server() as client, stopping_listeners():
         bench_decorator(client, calls, repeats)
         bench_cookies(client, calls, repeats)
         bench_reissue_and_login(client, calls, repeats)
         bench_memory(client, sessions)
+        bench_revocation(
+            client,
+            lambda **config: our_app(client, **config),
+            table,
+            revocations=50 if args.quick else 500,
+            flood=10_000 if args.quick else 100_000,
+        )
     bench_login_timing(repeats)
     if shutil.which("wrk") is None:
         print("\n6. Load: skipped, wrk is not installed (apt-get install wrk)")

@@ -33,6 +33,10 @@ TokenLocation = Literal["headers", "cookies", "both"]
 TOKEN_LOCATIONS: tuple[TokenLocation, ...] = get_args(TokenLocation)
 SameSite = Literal["Strict", "Lax"]
 SAMESITE_VALUES: tuple[SameSite, ...] = get_args(SameSite)
+#: What an access token of an ended session meets: refused within milliseconds ("push"),
+#: at its next request ("strict"), or only at its expiry ("expiry").
+Revocation = Literal["push", "strict", "expiry"]
+REVOCATION_MODES: tuple[Revocation, ...] = get_args(Revocation)
 
 
 class ConfigError(RuntimeError):
@@ -58,7 +62,9 @@ class Settings:
     issuer: str | None
     audience: str | None
     leeway: int
-    verify_session: bool
+    revocation: Revocation
+    #: Push revocation's heartbeat, in seconds (float): the listener's proof of being heard.
+    revocation_heartbeat: float
     login_max_attempts: int
     login_max_attempts_per_address: int
     login_window: int
@@ -208,6 +214,18 @@ def _seconds(key: str, value: Any, *, minimum: int = 1, maximum: int | None = No
         bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
         raise ConfigError(f"{key} must be {bounds} seconds, got {value}")
     return int(value)
+
+
+def _interval(key: str, value: Any, *, minimum: float, maximum: float) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(
+            f"{key} must be a number of seconds or a timedelta, not {type(value).__name__}"
+        )
+    if not minimum <= value <= maximum:  # also refuses NaN
+        raise ConfigError(f"{key} must be between {minimum} and {maximum} seconds, got {value}")
+    return float(value)
 
 
 def _redis_url(key: str, value: Any) -> str:
@@ -406,12 +424,21 @@ SETTINGS: tuple[Setting, ...] = (
         partial(_seconds, minimum=0, maximum=300),
     ),
     Setting(
-        "DUALTOKEN_VERIFY_SESSION",
-        "verify_session",
-        False,
-        "strict mode: every `@jwt_required` request checks in Redis that the token's "
-        "session is alive",
-        _flag,
+        "DUALTOKEN_REVOCATION",
+        "revocation",
+        "push",
+        "what an access token of an ended session meets: `push` (refused on every process "
+        "within milliseconds, no Redis call per request), `strict` (one Redis read per "
+        "request; 503 while Redis is down) or `expiry` (valid until it expires)",
+        partial(_choice, choices=REVOCATION_MODES),
+    ),
+    Setting(
+        "DUALTOKEN_REVOCATION_HEARTBEAT",
+        "revocation_heartbeat",
+        0.5,
+        "push mode: seconds between the listener's pings (0.01-30); twice this bounds how "
+        "long a silently failed subscription goes unnoticed",
+        partial(_interval, minimum=0.01, maximum=30.0),
     ),
     Setting(
         "DUALTOKEN_LOGIN_MAX_ATTEMPTS",

@@ -6,6 +6,8 @@ first use, so an app whose Redis is down starts, and answers 503 until Redis is 
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from urllib.parse import urlsplit
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -198,3 +201,35 @@ def _memory_client() -> redis.Redis:
         ) from None
     client: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     return client
+
+
+def listening_connection(client: RedisClient) -> Any:
+    """A connection of its own for a subscriber, outside every pool, so that nothing else
+    reads from it and nothing reconnects it behind the listener's back: a dropped
+    subscription must be seen as a gap (push revocation, docs/design.md). On a cluster,
+    a random node: ``PUBLISH`` reaches every node."""
+    cluster: Any = client  # redis-py's cluster and connections are partly untyped
+    if isinstance(client, redis.Redis):
+        return client.connection_pool.make_connection()
+    pool = cluster.get_redis_connection(cluster.get_random_node()).connection_pool
+    return pool.make_connection()
+
+
+def keys_on_every_primary(client: RedisClient, base: str) -> list[str]:
+    """One key per primary, named after ``base``: on a cluster, each with a hash tag found
+    for a slot that primary serves, so that a script on it runs on that very node."""
+    if isinstance(client, redis.Redis):
+        return [base]
+    cluster: Any = client
+    slots: dict[str, int] = {}
+    for slot, nodes in cluster.nodes_manager.slots_cache.items():
+        slots.setdefault(nodes[0].name, slot)
+    return [f"{base}{{{_tag_for_slot(slot)}}}" for slot in slots.values()]
+
+
+@functools.lru_cache(maxsize=64)
+def _tag_for_slot(slot: int) -> str:
+    for i in itertools.count():
+        if key_slot(str(i).encode()) == slot:
+            return str(i)
+    raise AssertionError("unreachable")  # pragma: no cover

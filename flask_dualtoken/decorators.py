@@ -10,7 +10,7 @@ from flask import current_app, request
 
 from . import transport
 from .context import set_request_auth
-from .errors import InsufficientRole, SessionRevoked
+from .errors import InsufficientRole
 from .state import get_state
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,8 +74,7 @@ def _verify(allowed: frozenset[str] | None, optional: bool) -> None:
         presented.proof(token.sid)
     if allowed is not None and token.role not in allowed:
         raise InsufficientRole()
-    # Strict mode: one read-only script per request, so an access token dies with its
-    # session (logout, logout-all, reuse) instead of at its expiry.
-    if state.settings.verify_session and not state.store.is_live(token.sub, token.sid):
-        raise SessionRevoked()
+    # An access token dies with its session (logout, logout-all, reuse...), not only at its
+    # expiry: DUALTOKEN_REVOCATION says how soon, and at what cost (revocation.py).
+    state.revocation.check(token.sub, token.sid, token.exp)
     set_request_auth(token)

@@ -13,6 +13,7 @@ from .connection import connect, store_address
 from .context import request_client
 from .cookies import TRANSPORT_HEADER, CookieJar
 from .redis_scripts import StoreHealth
+from .revocation import guard_for
 from .state import EXTENSION_KEY, AppState, get_state, misconfigured
 from .store import SessionInfo, SessionStore
 from .throttle import LoginThrottle
@@ -67,12 +68,14 @@ class DualToken:
         settings = load_settings(app.config)
         client = connect(settings)
         health = StoreHealth(store_address(settings))
+        store = SessionStore(client, settings, health)
         app.extensions[EXTENSION_KEY] = AppState(
             app=app,
             extension=self,
             settings=settings,
             codec=TokenCodec(settings),
-            store=SessionStore(client, settings, health),
+            store=store,
+            revocation=guard_for(settings, store),
             throttle=LoginThrottle(client, settings, health),
             cookies=CookieJar(settings),
         )

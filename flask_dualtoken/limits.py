@@ -1,5 +1,6 @@
-"""Limits: the fixed bounds on what one request may carry, in one place; the views and the
-token parser enforce them, and the OpenAPI description publishes them."""
+"""Limits: the fixed bounds on what one request may carry or one process keep, in one
+place; the views and the token parser enforce them, and the OpenAPI description publishes
+them."""
 
 from __future__ import annotations
 
@@ -20,3 +21,6 @@ MAX_SUBJECT_CHARS = 256
 MAX_USER_AGENT_CHARS = 256
 #: A client's address: an IPv6 address with a zone id fits with room to spare.
 MAX_ADDRESS_CHARS = 64
+#: Sessions one process remembers an answer for in push revocation; Redis answers for any
+#: beyond (docs/design.md, "Push revocation": memory).
+MAX_REMEMBERED_SESSIONS = 100_000

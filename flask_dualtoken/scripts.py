@@ -23,6 +23,7 @@ SESSIONS = LuaScript("sessions")
 END_SESSIONS = LuaScript("end_sessions")
 RESERVE = LuaScript("reserve")
 RELEASE = LuaScript("release")
+BEAT = LuaScript("beat")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +64,7 @@ class CreateArgs(ScriptArgs):
     user_agent: str
     max_sessions: int  # 0: no cap
     evict_max: int  # the most sessions one login may end
+    channel: str  # where ended sessions are announced (push revocation)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +89,7 @@ class RotateArgs(ScriptArgs):
     ip: str
     user_agent: str
     presented_gen: int
+    channel: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +105,7 @@ class RevokeArgs(ScriptArgs):
     sid: str
     reason: str
     caller: str  # '' when not acting for a session
+    channel: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +117,8 @@ class RevokeAllArgs(ScriptArgs):
     index: str
     caller: str
     limit: int
+    uid: str
+    channel: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,6 +175,19 @@ class ReleaseArgs(ScriptArgs):
     counter: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class BeatArgs(ScriptArgs):
+    """Push revocation's heartbeat, echoed while the store kept its data (lua/beat.lua)."""
+
+    SCRIPT = BEAT
+    KEYS = ("epoch",)
+    epoch: str
+    expected: str
+    channel: str
+    beat: str
+    ttl_ms: int
+
+
 #: Every script with its arguments: what the binding test walks.
 ALL: tuple[type[ScriptArgs], ...] = (
     CreateArgs,
@@ -180,4 +199,5 @@ ALL: tuple[type[ScriptArgs], ...] = (
     EndSessionsArgs,
     ReserveArgs,
     ReleaseArgs,
+    BeatArgs,
 )

@@ -14,6 +14,7 @@ from .config import Settings
 from .cookies import CookieJar
 from .errors import Misconfigured
 from .limits import MAX_SUBJECT_CHARS
+from .revocation import SessionGuard
 from .store import SessionStore
 from .throttle import LoginThrottle
 from .tokens import RESERVED_CLAIMS, TokenCodec
@@ -35,6 +36,8 @@ class AppState:
     settings: Settings
     codec: TokenCodec
     store: SessionStore
+    #: What an access token of an ended session meets (DUALTOKEN_REVOCATION).
+    revocation: SessionGuard
     throttle: LoginThrottle
     cookies: CookieJar
 

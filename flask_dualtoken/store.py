@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
@@ -135,6 +135,11 @@ class SessionStore:
         self.client = client
         self.health = health
         self._prefix = settings.key_prefix
+        #: Where the scripts announce ended sessions (push revocation; docs/design.md).
+        self.channel = f"{settings.key_prefix}:revoked"
+        #: Told of the sessions this process ended (None: all of a user's) as soon as their
+        #: script returns, so this process refuses them without waiting for the announcement.
+        self.on_ended: Callable[[str, Sequence[str] | None], None] = _ignore
         self._access_ttl = settings.access_expires
         self._idle_ttl = settings.refresh_expires
         self._max_age = settings.session_max_age
@@ -261,6 +266,7 @@ class SessionStore:
             user_agent=client.user_agent,
             max_sessions=self._max_sessions,
             evict_max=MAX_EVICTIONS_PER_LOGIN,
+            channel=self.channel,
         ).call()
         try:
             reply = _text(run_many(self.client, [call, *also])[0])
@@ -269,6 +275,8 @@ class SessionStore:
         self._first_contact()
         grant = Grant(access_template, refresh_template, 0, *map(int, reply[1:4]))
         evicted = tuple(reply[4:])
+        if evicted:
+            self.on_ended(user_id, evicted)
         self._tidy(user_id, evicted, "session_limit")
         return Created(grant, evicted)
 
@@ -301,11 +309,14 @@ class SessionStore:
             ip=client.ip,
             user_agent=client.user_agent,
             presented_gen=presented_gen,
+            channel=self.channel,
         )
         reply = _text(self._run(call))
         outcome = reply[0]
         if outcome not in ROTATION_OUTCOMES:
             raise self.health.failed(ResponseError(f"rotate answered {outcome!r}"))
+        if outcome == "reused":
+            self.on_ended(user_id, (sid,))
         if outcome in ("rotated", "replayed"):
             issued_at, access_exp, refresh_exp, gen = map(int, reply[1:5])
             grant = Grant(reply[5], reply[6], gen, issued_at, access_exp, refresh_exp)
@@ -326,21 +337,30 @@ class SessionStore:
             sid=sid,
             reason=reason,
             caller=caller or "",
+            channel=self.channel,
         )
         ended = int(self._run(call))
         if ended < 0:
             raise SessionRevoked()
+        if ended == 1:
+            self.on_ended(user_id, (sid,))
         return ended == 1
 
     def revoke_all(self, user_id: str, *, caller: str | None = None) -> None:
         """End every session of a user in one script, including logins racing with this call;
         a second call shrinks their keys to markers. ``caller`` as for ``revoke``."""
         call = RevokeAllArgs(
-            index=self.index_key(user_id), caller=caller or "", limit=MAX_SESSIONS_CAP
+            index=self.index_key(user_id),
+            caller=caller or "",
+            limit=MAX_SESSIONS_CAP,
+            uid=user_id,
+            channel=self.channel,
         )
         reply = _text(self._run(call))
         if reply[0] == "revoked":
             raise SessionRevoked()
+        if len(reply) > 1:  # the index held sessions: they ended
+            self.on_ended(user_id, None)
         self._tidy(user_id, reply[1:], "logout_all")
 
     def is_live(self, user_id: str, sid: str) -> bool:
@@ -429,3 +449,7 @@ def _str(value: Any) -> str:
 def _text(reply: Any) -> list[str]:
     # Clients built with or without decode_responses both work.
     return [_str(item) for item in reply]
+
+
+def _ignore(user_id: str, sids: Sequence[str] | None) -> None:
+    """No revocation guard listens (strict and expiry modes)."""

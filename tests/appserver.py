@@ -21,7 +21,15 @@ HERE = Path(__file__).resolve().parent
 
 
 class Server:
-    def __init__(self, name: str, redis_url: str, grace: int = 30) -> None:
+    def __init__(
+        self,
+        name: str,
+        redis_url: str,
+        grace: int = 30,
+        *,
+        options: tuple[str, ...] = ("--workers", "2", "--threads", "8"),
+        revocation: str = "push",
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,6 +41,7 @@ class Server:
             "DUALTOKEN_TEST_SECRET": SECRET,
             "DUALTOKEN_TEST_REDIS_URL": redis_url,
             "DUALTOKEN_TEST_GRACE": str(grace),
+            "DUALTOKEN_TEST_REVOCATION": revocation,
             "SERVER_NAME_FOR_TEST": name,
             "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)]),
         }
@@ -41,10 +50,7 @@ class Server:
                 gunicorn,
                 "--bind",
                 f"127.0.0.1:{self.port}",
-                "--workers",
-                "2",
-                "--threads",
-                "8",
+                *options,
                 "multiserver_app:create_app()",
             ],
             env=env,
@@ -68,6 +74,16 @@ class Server:
             headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(
             self.url + path, data=json.dumps(body).encode(), headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def get(self, path: str, token: str) -> tuple[int, bytes]:
+        request = urllib.request.Request(
+            self.url + path, headers={"Authorization": f"Bearer {token}"}
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:

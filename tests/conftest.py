@@ -13,7 +13,7 @@ import pytest
 import redis
 import time_machine
 from flask import Flask
-from helpers import Api, Clock, Users, build_app
+from helpers import Api, Clock, Users, build_app, stop_revocation_listeners
 from redis.cluster import RedisCluster
 from servers import RedisClusterServers, RedisServer, SentinelSetup, free_port, redis_binary
 
@@ -83,6 +83,13 @@ def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis | Redis
     client.script_flush()
     yield client
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def _stop_revocation_listeners() -> Iterator[None]:
+    """Push revocation starts a listener thread per app at its first protected request."""
+    yield
+    stop_revocation_listeners()
 
 
 @pytest.fixture

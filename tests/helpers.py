@@ -15,7 +15,7 @@ import redis
 from flask import Flask, Response
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from flask_dualtoken import DualToken, current_user, get_jwt, jwt_required
+from flask_dualtoken import DualToken, current_user, get_jwt, jwt_required, revocation
 from flask_dualtoken.store import SessionStore
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -97,10 +97,10 @@ def build_app(redis_client: redis.Redis | None, users: Users, **config: Any) -> 
 
 
 @contextmanager
-def app_on_url(users: Users, url: str) -> Iterator[Flask]:
+def app_on_url(users: Users, url: str, **config: Any) -> Iterator[Flask]:
     """An app whose Redis client the library builds from a URL, with its own timeouts and
     retry policy, closed afterwards."""
-    app = build_app(None, users, DUALTOKEN_REDIS=None, DUALTOKEN_REDIS_URL=url)
+    app = build_app(None, users, DUALTOKEN_REDIS=None, DUALTOKEN_REDIS_URL=url, **config)
     try:
         yield app
     finally:
@@ -194,3 +194,9 @@ class Clock:
             time.sleep(seconds)
         else:
             self._traveller.shift(seconds)
+
+
+def stop_revocation_listeners() -> None:
+    """Stop the listener threads of every app's push revocation."""
+    for guard in list(revocation._GUARDS):
+        guard.stop()

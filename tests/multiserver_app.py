@@ -25,6 +25,7 @@ def create_app() -> Flask:
         DUALTOKEN_SECRET_KEY=os.environ["DUALTOKEN_TEST_SECRET"],
         DUALTOKEN_REDIS_URL=os.environ["DUALTOKEN_TEST_REDIS_URL"],
         DUALTOKEN_REUSE_GRACE=int(os.environ.get("DUALTOKEN_TEST_GRACE", "30")),
+        DUALTOKEN_REVOCATION=os.environ.get("DUALTOKEN_TEST_REVOCATION", "push"),
     )
     dualtoken = DualToken(app)
 
@@ -45,6 +46,10 @@ def create_app() -> Flask:
     @app.get("/me")
     @jwt_required
     def me() -> dict[str, Any]:
-        return {"username": current_user.username, "server": os.environ["SERVER_NAME_FOR_TEST"]}
+        return {
+            "username": current_user.username,
+            "server": os.environ["SERVER_NAME_FOR_TEST"],
+            "pid": os.getpid(),
+        }
 
     return app

@@ -13,10 +13,10 @@ from flask import Flask
 from helpers import Api, Clock, bearer, sid_of
 
 
-@pytest.fixture(params=[False, True], ids=["expiry", "strict"])
+@pytest.fixture(params=["expiry", "strict", "push"])
 def api(make_app: Callable[..., Flask], request: pytest.FixtureRequest) -> Api:
     # Grace 0: the stolen refresh token's second use is reuse at once.
-    return Api(make_app(DUALTOKEN_REUSE_GRACE=0, DUALTOKEN_VERIFY_SESSION=request.param))
+    return Api(make_app(DUALTOKEN_REUSE_GRACE=0, DUALTOKEN_REVOCATION=request.param))
 
 
 def thief_after_reuse(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -45,7 +45,7 @@ def test_the_default_cap_is_100(api: Api, app: Flask) -> None:
 
 
 def test_the_cap_ends_sessions_in_strict_mode_at_once(make_app: Callable[..., Flask]) -> None:
-    api = Api(make_app(DUALTOKEN_MAX_SESSIONS=1, DUALTOKEN_VERIFY_SESSION=True))
+    api = Api(make_app(DUALTOKEN_MAX_SESSIONS=1, DUALTOKEN_REVOCATION="strict"))
     first = api.login()
     api.login()
     assert api.get("/me", first["access_token"]).json["error"] == "session_revoked"

@@ -55,11 +55,13 @@ def test_logout_checks_signatures_and_binding(api: Api) -> None:
     assert api.reissue(second).status_code == 200
 
 
-def test_the_access_token_stays_valid_until_it_expires_after_logout(api: Api) -> None:
-    # Documented trade-off: access tokens are stateless (strict mode is a later feature).
+def test_logout_refuses_the_access_token_at_once_by_default(api: Api) -> None:
     pair = api.login()
-    api.logout(pair)
     assert api.get("/me", pair["access_token"]).status_code == 200
+    api.logout(pair)
+    response = api.get("/me", pair["access_token"])
+    assert response.status_code == 401
+    assert response.json["error"] == "session_revoked"
 
 
 def test_every_204_has_no_body_and_no_content_type(api: Api) -> None:

@@ -50,10 +50,17 @@ def test_a_call_puts_keys_and_arguments_in_declaration_order() -> None:
     from flask_dualtoken.scripts import RevokeArgs
 
     call = RevokeArgs(
-        session="s", index="i", replay="r", uid="u", sid="x", reason="logout", caller=""
+        session="s",
+        index="i",
+        replay="r",
+        uid="u",
+        sid="x",
+        reason="logout",
+        caller="",
+        channel="c",
     ).call()
     assert call.keys == ("s", "i", "r")
-    assert call.args == ("u", "x", "logout", "")
+    assert call.args == ("u", "x", "logout", "", "c")
 
 
 # -- every key a script touches is one it was given ---------------------------------------
@@ -67,7 +74,7 @@ for _, k in ipairs(KEYS) do declared_keys[k] = true end
 -- fakeredis keeps one Lua state: wrap the real call, never an earlier script's guard.
 redis.real_call = redis.real_call or redis.call
 local real_call = redis.real_call
-local keyless = {TIME = true}
+local keyless = {TIME = true, PUBLISH = true}
 local all_keys = {DEL = true, UNLINK = true, EXISTS = true}
 redis.call = function(command, ...)
   local args = {...}
@@ -131,5 +138,5 @@ def test_every_flow_touches_only_declared_keys(guarded: None, users: Users) -> N
         api.client.post("/auth/login", json={"username": "bob", "password": "wrong"})
     throttled = api.client.post("/auth/login", json={"username": "bob", "password": "x"})
     assert throttled.status_code == 429
-    strict = Api(build_app(client, users, DUALTOKEN_VERIFY_SESSION=True))
+    strict = Api(build_app(client, users, DUALTOKEN_REVOCATION="strict"))
     assert strict.get_json("/me", strict.login("bob"))["id"] == 2

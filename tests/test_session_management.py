@@ -217,10 +217,13 @@ def test_session_signals_fire(app: Flask, api: Api) -> None:
 
 @pytest.fixture
 def strict(make_app: Any) -> Api:
-    return Api(make_app(DUALTOKEN_VERIFY_SESSION=True))
+    return Api(make_app(DUALTOKEN_REVOCATION="strict"))
 
 
-def test_by_default_an_access_token_outlives_its_session(api: Api) -> None:
+def test_in_expiry_mode_an_access_token_outlives_its_session(
+    make_app: Callable[..., Flask],
+) -> None:
+    api = Api(make_app(DUALTOKEN_REVOCATION="expiry"))
     pair = api.login()
     api.logout(pair)
     assert api.get("/me", pair["access_token"]).status_code == 200

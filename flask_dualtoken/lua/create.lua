@@ -2,7 +2,7 @@
 -- Arguments by name: flask_dualtoken/scripts.py, CreateArgs.
 local session, index = unpack(KEYS)
 local uid, sid, rt_jti, access_ttl, idle_ttl, max_age, margin, ip, user_agent,
-  max_sessions, evict_max = unpack(ARGV)
+  max_sessions, evict_max, channel = unpack(ARGV)
 -- Sessions the cap ends leave the index here (which ends them); the reply names them, and
 -- store.py tidies their keys with lua/end_sessions.lua.
 local now_s, now_us = clock()
@@ -36,8 +36,12 @@ local reply = {'created', fmt(now_s), fmt(at_exp), fmt(rt_exp)}
 if cap > 0 then
   local excess = math.min(redis.call('ZCARD', index) - cap + 1, evict_max)
   if excess > 0 then
-    local popped = redis.call('ZPOPMIN', index, excess)
-    for i = 1, #popped, 2 do table.insert(reply, popped[i]) end
+    local popped, ended = redis.call('ZPOPMIN', index, excess), {}
+    for i = 1, #popped, 2 do
+      table.insert(reply, popped[i])
+      table.insert(ended, popped[i])
+    end
+    announce(channel, table.concat(ended, ','), uid)
   end
 end
 redis.call('ZADD', index, fmt(now_us + max_age * 1000000), sid)

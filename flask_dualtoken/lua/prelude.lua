@@ -44,6 +44,13 @@ local function end_session(session, replay, reason)
   end
 end
 
+-- Tell every process that sessions ended, in the same atomic step that ends them (push
+-- revocation, docs/design.md): 'sid1,sid2 uid', or '* uid' for all of a user's sessions.
+-- The user id goes last, so it may hold any character.
+local function announce(channel, sids, uid)
+  redis.call('PUBLISH', channel, sids .. ' ' .. uid)
+end
+
 -- Revocation is final: out of the index (which is what ends it), then the marker.
 local function revoke(session, index, replay, sid, reason)
   redis.call('ZREM', index, sid)

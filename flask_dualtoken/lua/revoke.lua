@@ -3,7 +3,7 @@
 -- ended: an ended session's access token manages nothing.
 -- Arguments by name: flask_dualtoken/scripts.py, RevokeArgs.
 local session, index, replay = unpack(KEYS)
-local uid, sid, reason, caller = unpack(ARGV)
+local uid, sid, reason, caller, channel = unpack(ARGV)
 local _, now_us = clock()
 if caller ~= '' and not alive(index, caller, now_us) then return -1 end
 local h = redis.call('HMGET', session, 'uid', 'revoked')
@@ -12,4 +12,5 @@ if not h[1] or h[1] ~= uid or h[2] or not alive(index, sid, now_us) then
   return 0
 end
 revoke(session, index, replay, sid, reason)
+announce(channel, sid, uid)
 return 1

@@ -7,11 +7,11 @@
 -- session has ended.
 -- Arguments by name: flask_dualtoken/scripts.py, RevokeAllArgs.
 local index = unpack(KEYS)
-local caller, limit = unpack(ARGV)
+local caller, limit, uid, channel = unpack(ARGV)
 if caller ~= '' and not alive(index, caller, select(2, clock())) then return {'revoked'} end
 local reply = {'ok'}
 for _, sid in ipairs(redis.call('ZRANGE', index, 0, tonumber(limit) - 1)) do
   table.insert(reply, sid)
 end
-redis.call('UNLINK', index)
+if redis.call('UNLINK', index) == 1 then announce(channel, '*', uid) end
 return reply

@@ -2,7 +2,7 @@
 -- Arguments by name: flask_dualtoken/scripts.py, RotateArgs.
 local session, index, replay = unpack(KEYS)
 local uid, sid, presented_jti, new_jti, at_template, rt_template, access_ttl, idle_ttl,
-  grace_us, margin, ip, user_agent, presented_gen = unpack(ARGV)
+  grace_us, margin, ip, user_agent, presented_gen, channel = unpack(ARGV)
 local now_s, now_us = clock()
 local h = redis.call('HMGET', session,
   'uid', 'revoked', 'abs_end', 'cur', 'cur_exp', 'prev', 'rot', 'gen')
@@ -55,6 +55,7 @@ if tonumber(presented_gen) < tonumber(h[8]) then
   -- A validly signed refresh token of an earlier generation that is not a predecessor in
   -- grace: a copy is in someone else's hands. End the whole session in this same step.
   revoke(session, index, replay, sid, 'reuse')
+  announce(channel, sid, uid)
   return {'reused', fmt(h[8])}
 end
 

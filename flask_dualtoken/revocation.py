@@ -1,0 +1,448 @@
+"""Revocation: what an access token of an ended session meets, per DUALTOKEN_REVOCATION.
+
+``"push"`` keeps, per process, the answers to "is this session alive?" that Redis gave,
+and forgets them as the scripts announce ended sessions. The rule that makes it correct,
+and why no revocation can be missed, are in docs/design.md ("Push revocation"); the
+names below follow it: a *period* is one gap-free stretch of listening, a *proof* the
+moment up to which every announcement is known to have been applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import secrets
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .connection import keys_on_every_primary, listening_connection
+from .errors import SessionRevoked, StoreUnavailable
+from .limits import MAX_REMEMBERED_SESSIONS
+from .redis_scripts import STORE_ERRORS, run_many
+from .scripts import BeatArgs
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .connection import RedisClient
+    from .store import SessionStore
+
+logger = logging.getLogger("flask_dualtoken")
+
+#: A remembered answer: the period it was learnt in (DEAD for an ended session, which
+#: stays ended whatever the period) and the latest access-token expiry it served.
+DEAD = -1
+_Entry = tuple[int, int]
+
+#: Seconds without reads after a read found Redis unreachable.
+OUTAGE_PAUSE = 1.0
+
+#: Every process-wide guard, so that a forked child forgets what its parent knew.
+_GUARDS: weakref.WeakSet[PushRevocation] = weakref.WeakSet()
+_PERIODS = itertools.count(1)
+
+
+class SessionGuard:
+    """``"expiry"``: an access token is good until it expires."""
+
+    def check(self, user_id: str, sid: str, exp: int) -> None:
+        """Raise ``SessionRevoked`` when the session of a verified access token ended."""
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop whatever runs in the background (waiting at most ``timeout`` seconds for
+        it); the next check starts it again."""
+
+
+class StrictRevocation(SessionGuard):
+    """``"strict"``: one read-only script per request; 503 while Redis is down."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self._store = store
+
+    def check(self, user_id: str, sid: str, exp: int) -> None:
+        if not self._store.is_live(user_id, sid):
+            raise SessionRevoked()
+
+
+class PushRevocation(SessionGuard):
+    """``"push"``: answers from memory while the listener vouches for them, else Redis."""
+
+    def __init__(self, store: SessionStore, heartbeat: float, leeway: int) -> None:
+        self._store = store
+        self._heartbeat = heartbeat
+        self._leeway = leeway
+        self._lock = threading.Lock()
+        self._known: dict[str, dict[str, _Entry]] = {}
+        self._count = 0
+        self._next_sweep = 1024
+        self._full_sweep = 0.0
+        #: Announcements applied so far: a read during which this changed is not remembered.
+        self._heard = 0
+        self._unreachable_until = 0.0
+        self._listener: _Listener | None = None
+        # Weakly: the listener holds the store, and must not keep a dropped app alive.
+        forget = weakref.WeakMethod(self.forget)
+
+        def on_ended(user_id: str, sids: Sequence[str] | None) -> None:
+            method = forget()
+            if method is not None:
+                method(user_id, sids)
+
+        store.on_ended = on_ended
+        _GUARDS.add(self)
+
+    # -- the request path -------------------------------------------------------------
+
+    def check(self, user_id: str, sid: str, exp: int) -> None:
+        listener = self._listener or self._start()
+        sessions = self._known.get(user_id)
+        entry = sessions.get(sid) if sessions is not None else None
+        if entry is not None:
+            if entry[0] == DEAD:
+                raise SessionRevoked()
+            if entry[0] == listener.trusted_period():
+                if exp > entry[1]:  # a newer token of the session (after a reissue)
+                    self._extend(user_id, sid, entry[0], exp)
+                return
+        # Not known, or known from a period that is over: ask Redis. The period and the
+        # count of announcements are taken *before* the read (subscribe first, then read).
+        if not listener.is_alive() and not listener.stopping:
+            listener = self._restart(listener)
+        period, heard = listener.trusted_period(), self._heard
+        if time.monotonic() < self._unreachable_until:
+            return  # a read just failed: "expiry" for a moment (docs/design.md, Redis down)
+        try:
+            alive = self._store.is_live(user_id, sid)
+        except StoreUnavailable:
+            # Redis cannot be reached: no one can end a session through it either, and a
+            # partition is bounded by the token's expiry, as in "expiry" mode. Pause the
+            # reads briefly so that an unreachable host does not cost every request a
+            # connect timeout.
+            self._unreachable_until = time.monotonic() + OUTAGE_PAUSE
+            return
+        with self._lock:
+            if not alive:  # final: nothing revives a session
+                self._put(user_id, sid, DEAD, exp)
+                raise SessionRevoked()
+            # Unless an announcement arrived during the read: it may concern this one.
+            if period is not None and heard == self._heard:
+                self._put(user_id, sid, period, exp)
+
+    def _extend(self, user_id: str, sid: str, period: int, exp: int) -> None:
+        """Keep a known answer for a later token's expiry; never (re)create one: it may
+        have been forgotten since it was looked up."""
+        with self._lock:
+            sessions = self._known.get(user_id)
+            entry = sessions.get(sid) if sessions is not None else None
+            if sessions is not None and entry is not None and entry[0] == period:
+                sessions[sid] = (period, max(exp, entry[1]))
+
+    def _put(self, user_id: str, sid: str, period: int, exp: int) -> None:
+        """Remember an answer (the lock held). DEAD wins over any period."""
+        sessions = self._known.get(user_id)
+        old = sessions.get(sid) if sessions is not None else None
+        if old is None:
+            if self._count >= self._next_sweep or (
+                self._count >= MAX_REMEMBERED_SESSIONS and time.monotonic() >= self._full_sweep
+            ):
+                self._sweep()
+            if self._count >= MAX_REMEMBERED_SESSIONS:
+                return  # full: Redis answers for the rest until a sweep makes room
+            self._count += 1
+        elif old[0] == DEAD:
+            period = DEAD
+        if sessions is None:
+            sessions = self._known[user_id] = {}
+        sessions[sid] = (period, max(exp, old[1] if old is not None else 0))
+
+    def _sweep(self) -> None:
+        """Drop what no access token can need any more (its latest expiry is past): by
+        doubling, so amortised O(1) per answer, and at most once a second when full."""
+        now = int(time.time()) - self._leeway
+        for user_id in list(self._known):
+            sessions = self._known[user_id]
+            for sid in [s for s, (_, until) in sessions.items() if until < now]:
+                del sessions[sid]
+                self._count -= 1
+            if not sessions:
+                del self._known[user_id]
+        self._next_sweep = min(MAX_REMEMBERED_SESSIONS, max(1024, 2 * self._count))
+        self._full_sweep = time.monotonic() + 1.0
+
+    # -- what the listener tells -------------------------------------------------------
+
+    def forget(self, user_id: str, sids: Sequence[str] | None) -> None:
+        """Sessions ended. Named ones are remembered as dead (a session id is never used
+        again), so they stay refused even while Redis is unreachable. ``None`` (every
+        session of the user, logout-all) only forgets: a session started since may be
+        among those remembered, and is alive."""
+        with self._lock:
+            self._heard += 1
+            sessions = self._known.get(user_id)
+            if sessions is None:
+                return
+            if sids is not None:
+                for sid in sids:
+                    entry = sessions.get(sid)
+                    if entry is not None:
+                        sessions[sid] = (DEAD, entry[1])
+                return
+            for sid in [s for s, (period, _) in sessions.items() if period != DEAD]:
+                del sessions[sid]
+                self._count -= 1
+            if not sessions:
+                del self._known[user_id]
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._known.clear()
+            self._count = 0
+
+    # -- the listener's life -------------------------------------------------------------
+
+    def _start(self) -> _Listener:
+        with self._lock:
+            if self._listener is None:
+                listener = _Listener(self, self._heartbeat)
+                listener.start()
+                self._listener = listener
+            return self._listener
+
+    def _restart(self, dead: _Listener) -> _Listener:
+        """A listener thread that died (it never should: it logs and listens again) is
+        replaced, so that a process does not stay on Redis reads for good."""
+        with self._lock:
+            if self._listener is dead:
+                self._listener = None
+        return self._start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop(self._store.client)
+            if listener is not threading.current_thread():
+                listener.join(timeout)
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's listener did not come along, and what it
+        vouched for is no proof here."""
+        self._lock = threading.Lock()
+        if self._listener is not None:
+            self._listener.orphan()
+        self._listener = None
+        self.forget_all()
+
+    @property
+    def remembered(self) -> int:
+        """How many sessions this process has an answer for (tests, benchmarks)."""
+        return self._count
+
+
+class _Listener(threading.Thread):
+    """One subscription per process: applies announcements, proves it is on time.
+
+    The heartbeat is an announcement of its own (lua/beat.lua), published every
+    ``heartbeat`` seconds through each primary on a channel only this listener hears: when
+    it comes back, every announcement published before it has been applied, whatever the
+    path between the writer and this connection (a Sentinel failover, a cluster's bus).
+    The beat is echoed only while the key this listener wrote at the start of its period
+    is still there, so a store that lost its data (FLUSHALL) is a gap too.
+
+    It reaches the app only through a weak reference: a dropped app stops its listener.
+    """
+
+    def __init__(self, guard: PushRevocation, heartbeat: float) -> None:
+        super().__init__(name="flask-dualtoken revocation listener", daemon=True)
+        self._guard = weakref.ref(guard)
+        self._heartbeat = heartbeat
+        self._deadline = 2 * heartbeat
+        name = secrets.token_hex(8)
+        self._channel = guard._store.channel
+        self._beat_channel = f"{self._channel}:beat:{name}"
+        self._epoch_base = f"{guard._store.channel}:listener:{name}"
+        self._stopped = threading.Event()
+        self._listened = False
+        self._since = 0.0
+        self._conn: Any = None  # redis-py's connections are untyped
+        #: (the current period, None while deaf; monotonic() up to which every
+        #: announcement is known applied). One tuple, written only by this thread, so a
+        #: reader never pairs one period with another's proof.
+        self.state: tuple[int | None, float] = (None, 0.0)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopped.is_set()
+
+    def trusted_period(self) -> int | None:
+        """The period whose answers may be used now: None while deaf or late."""
+        period, proof = self.state
+        if period is None or time.monotonic() - proof >= self._deadline:
+            return None
+        return period
+
+    def stop(self, client: RedisClient) -> None:
+        self._stopped.set()
+        self.state = (None, 0.0)
+        # Wake the thread where it waits: a beat it will not take for a proof. (Closing
+        # the socket under it does not wake every kind of connection.)
+        with contextlib.suppress(*STORE_ERRORS):
+            client.publish(self._beat_channel, "stop")
+        _close(self._conn)
+
+    def orphan(self) -> None:
+        """Forked away from its thread: mark it deaf, leave the parent's socket alone."""
+        self._stopped.set()
+        self.state = (None, 0.0)
+        self._conn = None
+
+    def run(self) -> None:
+        backoff = 0.0
+        while not self._stopped.is_set():
+            self._listened = False
+            guard = self._guard()
+            if guard is None:
+                break  # the app is gone
+            store = guard._store
+            del guard
+            try:
+                self._listen(store)
+            except Exception as exc:
+                self._deaf()
+                if self._stopped.is_set():
+                    break  # stop() closed the socket under a read
+                self._log(store, exc)
+            # At once after a subscription that lasted; else backing off, up to 2 s, so
+            # that a server that keeps refusing or dropping us is not hammered.
+            steady = self._listened and time.monotonic() - self._since > 1.0
+            backoff = 0.0 if steady else min(2.0, backoff * 2 or 0.05)
+            del store
+            self._stopped.wait(backoff)
+        self._deaf()
+
+    def _log(self, store: SessionStore, exc: Exception) -> None:
+        if isinstance(exc, _Gap):
+            logger.warning("revocation listener: %s; asking Redis until it listens again", exc)
+        elif self._listened:  # a subscription dropped (killed, a failover...)
+            logger.warning(
+                "revocation listener lost its subscription (%s: %s); asking Redis until it "
+                "listens again",
+                type(exc).__name__,
+                exc,
+            )
+        elif isinstance(exc, STORE_ERRORS):  # could not subscribe: an outage
+            store.health.failed(exc)
+        else:
+            logger.exception("revocation listener failed; asking Redis meanwhile")
+
+    def _deaf(self) -> None:
+        self.state = (None, 0.0)
+        conn, self._conn = self._conn, None
+        _close(conn)
+
+    def _listen(self, store: SessionStore) -> None:
+        conn = self._conn = listening_connection(store.client)
+        conn.connect()
+        conn.send_command("SUBSCRIBE", self._channel, self._beat_channel)
+        started = time.monotonic()
+        for _ in range(2):
+            if not conn.can_read(timeout=self._deadline):
+                raise _Gap("no answer to SUBSCRIBE")
+            conn.read_response(push_request=True)
+        epoch = secrets.token_hex(8)
+        ttl_ms = int(self._deadline * 5000)
+        keys = keys_on_every_primary(store.client, self._epoch_base)
+        for key in keys:
+            store.client.set(key, epoch, px=ttl_ms)
+        if self._stopped.is_set():
+            return
+        # Listening from here on: a new period; answers of earlier ones are no proof.
+        self._listened = True
+        self._since = started
+        self.state = (next(_PERIODS), started)
+        store.health.answered()
+        beats: dict[str, list[float]] = {}  # beat -> [sent at, echoes still to come]
+        next_beat = 0.0
+        while not self._stopped.is_set():
+            now = time.monotonic()
+            if now - self.state[1] >= self._deadline:
+                raise _Gap("fell behind (the heartbeat is late)")
+            if now >= next_beat:
+                beat = secrets.token_hex(4)
+                calls = [
+                    BeatArgs(
+                        epoch=key,
+                        expected=epoch,
+                        channel=self._beat_channel,
+                        beat=beat,
+                        ttl_ms=ttl_ms,
+                    ).call()
+                    for key in keys
+                ]
+                if not all(run_many(store.client, calls)):
+                    raise _Gap("the store lost its data (FLUSHALL, or a restart)")
+                beats[beat] = [now, len(keys)]
+                next_beat = now + self._heartbeat
+            guard = self._guard()
+            if guard is None:
+                return
+            wait = max(0.0, min(next_beat, self.state[1] + self._deadline) - time.monotonic())
+            if conn.can_read(timeout=wait):
+                self._receive(guard, conn.read_response(push_request=True), beats)
+            del guard
+
+    def _receive(self, guard: PushRevocation, reply: Any, beats: dict[str, list[float]]) -> None:
+        if not isinstance(reply, list) or len(reply) != 3 or _text(reply[0]) != "message":
+            return
+        channel, data = _text(reply[1]), _text(reply[2])
+        if channel == self._beat_channel:
+            beat = beats.get(data)
+            if beat is None:
+                return
+            beat[1] -= 1
+            if beat[1] <= 0:  # back through every primary: a proof
+                sent = beats.pop(data)[0]
+                period, proof = self.state
+                self.state = (period, max(proof, sent))
+                for old in [b for b, (t, _) in beats.items() if t < sent]:
+                    del beats[old]  # lost beats are no proof, and no memory either
+            return
+        sids, _, user_id = data.partition(" ")
+        guard.forget(user_id, None if sids == "*" else sids.split(","))
+
+
+class _Gap(Exception):
+    """The listener cannot vouch for what it heard: the proof is late, the subscription
+    was not confirmed, or the store lost its data."""
+
+
+def _close(conn: Any) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):  # closing a broken socket, maybe twice
+            conn.disconnect()
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _after_fork() -> None:
+    for guard in list(_GUARDS):
+        guard.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def guard_for(settings: Settings, store: SessionStore) -> SessionGuard:
+    """The guard of DUALTOKEN_REVOCATION."""
+    if settings.revocation == "push":
+        return PushRevocation(store, settings.revocation_heartbeat, settings.leeway)
+    if settings.revocation == "strict":
+        return StrictRevocation(store)
+    return SessionGuard()
