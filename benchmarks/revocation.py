@@ -112,8 +112,9 @@ def bench_revocation(
     count = 10_000
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    for i in range(count):
-        guard._remember(str(100_000 + i), f"sid-{i:018d}", 1, exp, None)
+    with guard._lock:
+        for i in range(count):
+            guard._put(str(100_000 + i), f"sid-{i:018d}", 1, exp)
     per_entry = (tracemalloc.get_traced_memory()[0] - base) / count
     tracemalloc.stop()
     guard.forget_all()
@@ -136,7 +137,7 @@ def bench_revocation(
 
     listener = _guard(b_app)._listener
     assert listener is not None
-    first_period = listener.period
+    first_period = listener.state[0]
     worker = threading.Thread(target=serve)
     worker.start()
     channel = get_state(a_app).store.channel
@@ -165,7 +166,7 @@ def bench_revocation(
                 f"{published:.2f}",
                 served[0],
                 f"{probe_lag:.1f}",
-                "none" if listener.period == first_period else "yes (re-read from Redis)",
+                "none" if listener.state[0] == first_period else "yes (re-read from Redis)",
             )
         ],
     )
