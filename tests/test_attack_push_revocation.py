@@ -12,22 +12,12 @@ import pytest
 from flask import Flask
 from helpers import Api, Users, app_on_url
 from servers import RedisServer
-from test_push_revocation import guard_of, known, status, wait_until_listening
+from test_push_revocation import guard_of, known, listening, status, wait_until_listening
 
 from flask_dualtoken import revocation
 from flask_dualtoken.errors import SessionRevoked
 from flask_dualtoken.revocation import PushRevocation
 from flask_dualtoken.state import get_state
-
-
-def two_listening(make_app: Callable[..., Flask]) -> tuple[Api, Api]:
-    first, second = make_app(), make_app()
-    apis = Api(first), Api(second)
-    warm = apis[0].login()
-    for api, app in zip(apis, (first, second), strict=True):
-        assert status(api, warm) == (200, None)
-        wait_until_listening(app)
-    return apis
 
 
 def test_an_announcement_during_the_exp_update_does_not_resurrect_the_session(
@@ -36,7 +26,7 @@ def test_an_announcement_during_the_exp_update_does_not_resurrect_the_session(
     """A known session, and a token of it with a later exp (a reissue): check() finds the
     trusted entry and raises its exp (_extend). The session ends and the announcement is
     applied in between (another thread): the update must not put it back as alive."""
-    a, b = two_listening(make_app)
+    a, b = listening(make_app(), make_app())
     pair = known(b, a.login())
     time.sleep(1.1)  # token times are whole seconds: the reissued token expires later
     newer = a.reissue(pair).json

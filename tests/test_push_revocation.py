@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from helpers import Api, Users, sid_of
+from helpers import Api, Users, app_on_url, sid_of
 
 from flask_dualtoken import revocation
 from flask_dualtoken.revocation import PushRevocation
@@ -64,16 +64,19 @@ def refused_after(api: Api, pair: dict[str, Any], limit: float = 2.0) -> float:
         assert elapsed < limit, f"still accepted after {elapsed:.3f} s"
 
 
-@pytest.fixture
-def two(make_app: Callable[..., Flask]) -> tuple[Api, Api]:
-    """Two apps ("processes") on one store, both in push mode, both listening."""
-    first, second = make_app(), make_app()
+def listening(first: Flask, second: Flask, warm_user: str = "alice") -> tuple[Api, Api]:
+    """Two apps ("processes") on one store, each having served a request and listening."""
     apis = Api(first), Api(second)
-    warm = apis[0].login()
+    warm = apis[0].login(warm_user)
     for api, app in zip(apis, (first, second), strict=True):
         assert status(api, warm) == (200, None)
         wait_until_listening(app)
     return apis
+
+
+@pytest.fixture
+def two(make_app: Callable[..., Flask]) -> tuple[Api, Api]:
+    return listening(make_app(), make_app())
 
 
 def known(api: Api, pair: dict[str, Any]) -> dict[str, Any]:
@@ -131,14 +134,8 @@ def test_logout_all_refuses_every_session_of_the_user_elsewhere(
 
 @pytest.fixture
 def two_without_grace(make_app: Callable[..., Flask]) -> tuple[Api, Api]:
-    first = make_app(DUALTOKEN_REUSE_GRACE=0, DUALTOKEN_MAX_SESSIONS=2)
-    second = make_app(DUALTOKEN_REUSE_GRACE=0, DUALTOKEN_MAX_SESSIONS=2)
-    apis = Api(first), Api(second)
-    warm = apis[0].login("bob")
-    for api, app in zip(apis, (first, second), strict=True):
-        assert status(api, warm) == (200, None)
-        wait_until_listening(app)
-    return apis
+    config = {"DUALTOKEN_REUSE_GRACE": 0, "DUALTOKEN_MAX_SESSIONS": 2}
+    return listening(make_app(**config), make_app(**config), warm_user="bob")  # not alice
 
 
 def test_reuse_refuses_both_copies_access_tokens_on_another_process(
@@ -379,3 +376,21 @@ def test_a_listener_thread_that_died_is_replaced(two: tuple[Api, Api]) -> None:
     assert status(b, pair) == (200, None)
     assert guard_of(app)._listener is not old
     wait_until_listening(app)
+
+
+def test_on_the_in_memory_store_push_works_the_same(users: Users) -> None:
+    """memory:// is an in-process fakeredis: its scripts announce and the listener hears,
+    through the same code as on Redis."""
+    with app_on_url(users, "memory://") as app:
+        api = Api(app)
+        pair, other = api.login(), api.login()
+        assert status(api, pair) == (200, None)
+        wait_until_listening(app)
+        known(api, pair)
+        known(api, other)
+        assert guard_of(app).remembered == 2
+        store = get_state(app).store
+        store.client.zrem(store.index_key("1"), sid_of(pair))  # silently: no announcement
+        store.revoke("1", sid_of(other), "test")  # announced (and applied locally)
+        assert status(api, other) == (401, "session_revoked")
+        assert status(api, pair) == (200, None)  # remembered, and nobody said otherwise

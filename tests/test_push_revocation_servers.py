@@ -21,6 +21,7 @@ from test_push_revocation import (
     assert_within_bound,
     guard_of,
     known,
+    listening,
     refused_after,
     status,
     wait_until_listening,
@@ -29,15 +30,6 @@ from test_push_revocation import (
 from flask_dualtoken.state import get_state
 
 pytestmark = pytest.mark.real_redis
-
-
-def listening_pair(a_app: Flask, b_app: Flask) -> tuple[Api, Api]:
-    a, b = Api(a_app), Api(b_app)
-    warm = a.login()
-    for api, app in ((a, a_app), (b, b_app)):
-        assert status(api, warm) == (200, None)
-        wait_until_listening(app)
-    return a, b
 
 
 @contextmanager
@@ -60,7 +52,7 @@ def test_a_subscription_killed_right_before_a_revocation_misses_nothing(
     """CLIENT KILL TYPE pubsub, then a logout at once: the announcement is lost with the
     connection, and the other process must still refuse the token within the bound."""
     with apps_on(redis_server.url, users) as (a_app, b_app), redis_server.client() as admin:
-        a, b = listening_pair(a_app, b_app)
+        a, b = listening(a_app, b_app)
         lags = []
         for _ in range(20):
             pair = known(b, a.login())
@@ -77,7 +69,7 @@ def test_steady_state_protected_requests_send_redis_almost_nothing(
     """INFO commandstats counts every command (inside scripts too) from every client: 200
     protected requests after the warm-up cost at most a few heartbeats."""
     with apps_on(redis_server.url, users) as (a_app, b_app), redis_server.client() as admin:
-        a, b = listening_pair(a_app, b_app)
+        a, b = listening(a_app, b_app)
         pair = known(b, a.login())
         before = commands(admin)
         for _ in range(200):
@@ -115,10 +107,6 @@ def test_with_redis_down_known_dead_sessions_stay_refused_and_others_work_as_exp
         assert status(api, ended) == (401, "session_revoked")
         assert status(api, live) == (200, None)  # as "expiry" would
         assert time.monotonic() - start < 2
-        assert api.client.post("/auth/login", json={"username": "alice"}).status_code in (
-            400,
-            503,
-        )
 
 
 def test_strict_mode_answers_503_with_redis_down(
@@ -135,7 +123,7 @@ def test_a_revocation_after_a_sentinel_failover_reaches_the_other_process(
     redis_sentinel: SentinelSetup, users: Users
 ) -> None:
     with apps_on(redis_sentinel.url, users) as (a_app, b_app):
-        a, b = listening_pair(a_app, b_app)
+        a, b = listening(a_app, b_app)
         pair = known(b, a.login())
         redis_sentinel.failover()
         deadline = time.monotonic() + 30
@@ -214,11 +202,7 @@ def test_on_a_cluster_revocations_from_every_primary_reach_the_other_process(
     for i in range(24):
         users.add(f"user{i}")
     with apps_on(redis_cluster.url, users) as (a_app, b_app), redis_cluster.client() as admin:
-        a, b = Api(a_app), Api(b_app)
-        warm = a.login("user0")
-        for api, app in ((a, a_app), (b, b_app)):
-            assert status(api, warm) == (200, None)
-            wait_until_listening(app)
+        a, b = listening(a_app, b_app, warm_user="user0")
         store = get_state(a_app).store
         primaries, lags = set(), []
         for i in range(24):
@@ -239,7 +223,7 @@ def test_a_flood_of_announcements_delays_no_refusal_beyond_the_heartbeat_bound(
     real logout behind them: it is refused within twice the heartbeat at worst (a listener
     that falls behind is a gap: requests ask Redis), and the lag is reported."""
     with apps_on(redis_server.url, users) as (a_app, b_app), redis_server.client() as admin:
-        a, b = listening_pair(a_app, b_app)
+        a, b = listening(a_app, b_app)
         served = known(b, a.login())
         victim = known(b, a.login())
         channel = get_state(a_app).store.channel
