@@ -62,6 +62,8 @@ class Settings:
     issuer: str | None
     audience: str | None
     leeway: int
+    #: Seconds since the last login that ``@jwt_required(fresh=True)`` accepts.
+    fresh_max_age: int
     revocation: Revocation
     #: Push revocation's heartbeat, in seconds (float): the listener's proof of being heard.
     revocation_heartbeat: float
@@ -422,6 +424,14 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         "seconds of clock leeway for `exp`/`iat`/`nbf` (at most 300)",
         partial(_seconds, minimum=0, maximum=300),
+    ),
+    Setting(
+        "DUALTOKEN_FRESH_MAX_AGE",
+        "fresh_max_age",
+        300,
+        "seconds since the user last proved who they are (`auth_time`) that "
+        "`@jwt_required(fresh=True)` accepts",
+        _seconds,
     ),
     Setting(
         "DUALTOKEN_REVOCATION",

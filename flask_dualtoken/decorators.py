@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
@@ -10,7 +11,7 @@ from flask import current_app, request
 
 from . import transport
 from .context import set_request_auth
-from .errors import InsufficientRole
+from .errors import InsufficientRole, InsufficientUserAuthentication
 from .state import get_state
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -20,7 +21,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 def jwt_required(fn: F) -> F: ...
 @overload
 def jwt_required(
-    *, roles: Iterable[str] | str | None = None, optional: bool = False
+    *,
+    roles: Iterable[str] | str | None = None,
+    optional: bool = False,
+    fresh: bool | int = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -29,20 +33,25 @@ def jwt_required(
     *,
     roles: Iterable[str] | str | None = None,
     optional: bool = False,
+    fresh: bool | int = False,
 ) -> F | Callable[[F], F]:
     """Require a valid access token; usable bare or called.
 
     ``roles``: the token's role must be one of them, else 403. ``optional``: a request
     without a token passes with ``current_user`` standing for None, but a bad token is
-    still 401. ``OPTIONS`` requests pass untouched (CORS preflight). Async views work.
+    still 401. ``fresh``: the user must have proved who they are (the token's
+    ``auth_time``) within that many seconds (``True``: ``DUALTOKEN_FRESH_MAX_AGE``), else
+    401 ``insufficient_user_authentication`` with RFC 9470's challenge. ``OPTIONS``
+    requests pass untouched (CORS preflight). Async views work.
     """
     allowed = _roles(roles)
+    _check_fresh(fresh)
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if request.method != "OPTIONS":
-                _verify(allowed, optional)
+                _verify(allowed, optional, fresh)
             return current_app.ensure_sync(view)(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -50,20 +59,31 @@ def jwt_required(
     return decorator(fn) if fn is not None else decorator
 
 
-def verify_request(*, roles: Iterable[str] | str | None = None, optional: bool = False) -> None:
+def verify_request(
+    *,
+    roles: Iterable[str] | str | None = None,
+    optional: bool = False,
+    fresh: bool | int = False,
+) -> None:
     """What ``@jwt_required`` does, for code that is not a view: a ``before_request``
     hook guarding a whole blueprint, an error handler, a helper. Raises the same errors
     (which render as the same JSON), then ``current_user`` and ``get_jwt()`` work. Unlike
     the decorator it does not let ``OPTIONS`` through: check ``request.method`` first
     where CORS preflights must pass."""
-    _verify(_roles(roles), optional)
+    _check_fresh(fresh)
+    _verify(_roles(roles), optional, fresh)
+
+
+def _check_fresh(fresh: bool | int) -> None:
+    if not isinstance(fresh, (bool, int)) or (type(fresh) is int and fresh <= 0):
+        raise ValueError(f"fresh must be True, False or a number of seconds > 0; got {fresh!r}")
 
 
 def _roles(roles: Iterable[str] | str | None) -> frozenset[str] | None:
     return None if roles is None else frozenset([roles] if isinstance(roles, str) else roles)
 
 
-def _verify(allowed: frozenset[str] | None, optional: bool) -> None:
+def _verify(allowed: frozenset[str] | None, optional: bool, fresh: bool | int) -> None:
     state = get_state()
     presented = transport.presented_access(required=not optional)
     if presented is None:
@@ -77,4 +97,8 @@ def _verify(allowed: frozenset[str] | None, optional: bool) -> None:
     # An access token dies with its session (logout, logout-all, reuse...), not only at its
     # expiry: DUALTOKEN_REVOCATION says how soon, and at what cost (revocation.py).
     state.revocation.check(token.sub, token.sid, token.exp)
+    if fresh is not False:
+        max_age = state.settings.fresh_max_age if fresh is True else int(fresh)
+        if token.auth_time is None or time.time() - token.auth_time > max_age:
+            raise InsufficientUserAuthentication(max_age)
     set_request_auth(token)

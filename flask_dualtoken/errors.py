@@ -166,6 +166,25 @@ class UserUnavailable(TokenInvalid):
     description = "The user of this token no longer exists or is disabled."
 
 
+class InsufficientUserAuthentication(DualTokenError):
+    """RFC 9470: the route needs a more recent login than the token's ``auth_time``."""
+
+    code = 401
+    error = "insufficient_user_authentication"
+    bearer_error = "insufficient_user_authentication"
+    description = "This action needs a recent login: authenticate again."
+
+    def __init__(self, max_age: int) -> None:
+        super().__init__(
+            f"This action needs a login within the last {max_age} seconds: authenticate again."
+        )
+        self.max_age = max_age
+
+    def www_authenticate_value(self) -> str | None:
+        # RFC 9470 section 3: the age the route accepts, so a client knows what to ask for.
+        return f'{super().www_authenticate_value()}, max_age="{self.max_age}"'
+
+
 class InsufficientRole(DualTokenError):
     code = 403
     error = "insufficient_role"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from flask import Flask, Response
@@ -41,6 +42,11 @@ def _required(user: Any, name: str) -> Any:
 
 def _no_extra_claims(user: Any) -> Mapping[str, Any]:
     return {}
+
+
+#: How many authentication methods ``issue(amr=...)`` takes, and what one looks like.
+MAX_AMR_VALUES = 8
+_AMR_VALUE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 class DualToken:
@@ -130,9 +136,23 @@ class DualToken:
 
     # All need an app context; inside a request the client address is recorded too.
 
-    def issue(self, user: Any) -> TokenPair:
-        """Start a session for a user the app authenticated itself (after SSO, say)."""
-        return flows.issue(get_state(), user, request_client())
+    def issue(self, user: Any, *, amr: Iterable[str] = ()) -> TokenPair:
+        """Start a session for a user the app authenticated itself (after SSO, say).
+
+        ``amr``: how, in RFC 8176 values (``["pwd", "otp"]``, ``["hwk"]``...); every access
+        token of the session carries them, with the time of this call as ``auth_time``.
+        """
+        methods = tuple(amr)
+        if (
+            isinstance(amr, str)
+            or len(methods) > MAX_AMR_VALUES
+            or not all(isinstance(m, str) and _AMR_VALUE.fullmatch(m) for m in methods)
+        ):
+            raise ValueError(
+                f"amr must be at most {MAX_AMR_VALUES} short method names such as "
+                f"['pwd', 'otp'] (letters, digits, '_', '.', '-'); got {amr!r:.80}"
+            )
+        return flows.issue(get_state(), user, request_client(), amr=methods)
 
     def revoke_session(self, user_id: str, session_id: str) -> bool:
         """End one session; its refresh token stops working at once. True if it was live."""

@@ -86,22 +86,33 @@ def login(state: AppState, username: str, password: str, client: ClientInfo) -> 
             ip=client.ip,
         )
         raise InvalidCredentials()
-    return issue(state, user, client, also=reservation.on_success)
+    return issue(state, user, client, amr=PASSWORD, also=reservation.on_success)
+
+
+#: RFC 8176's value for a password login.
+PASSWORD = ("pwd",)
 
 
 def issue(
-    state: AppState, user: Any, client: ClientInfo, *, also: Sequence[ScriptCall] = ()
+    state: AppState,
+    user: Any,
+    client: ClientInfo,
+    *,
+    amr: Sequence[str] = (),
+    also: Sequence[ScriptCall] = (),
 ) -> TokenPair:
     """Start a new session for an authenticated user; store first, then sign.
 
     Beyond ``DUALTOKEN_MAX_SESSIONS`` the store ends the user's oldest sessions in the same
-    step. ``also``: store calls to make in the same round trip (the throttle's release).
+    step. ``amr``: how the user authenticated (RFC 8176), carried by every access token of
+    the session with the time of it (``auth_time``). ``also``: store calls to make in the
+    same round trip (the throttle's release).
     """
     user_id = state.identity_of(user)
     sid, refresh_jti = new_id(), new_id()
     access_template, refresh_template = _templates(state, user, user_id, sid, refresh_jti)
     created = state.store.create(
-        user_id, sid, refresh_jti, access_template, refresh_template, client, also=also
+        user_id, sid, refresh_jti, access_template, refresh_template, client, amr=amr, also=also
     )
     _audit(
         state,

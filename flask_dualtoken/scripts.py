@@ -65,6 +65,7 @@ class CreateArgs(ScriptArgs):
     max_sessions: int  # 0: no cap
     evict_max: int  # the most sessions one login may end
     channel: str  # where ended sessions are announced (push revocation)
+    amr: str  # how the user authenticated: RFC 8176 values, comma-separated
 
 
 @dataclass(frozen=True, kw_only=True)

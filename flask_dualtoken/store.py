@@ -245,6 +245,7 @@ class SessionStore:
         refresh_template: str,
         client: ClientInfo,
         *,
+        amr: Sequence[str] = (),
         also: Sequence[ScriptCall] = (),
     ) -> Created:
         """Store a new session (times from Redis), ending the oldest ones beyond the cap.
@@ -267,13 +268,24 @@ class SessionStore:
             max_sessions=self._max_sessions,
             evict_max=MAX_EVICTIONS_PER_LOGIN,
             channel=self.channel,
+            amr=",".join(amr),
         ).call()
         try:
             reply = _text(run_many(self.client, [call, *also])[0])
         except STORE_ERRORS as exc:
             raise self.health.failed(exc) from None
         self._first_contact()
-        grant = Grant(access_template, refresh_template, 0, *map(int, reply[1:4]))
+        began, access_exp, refresh_exp = map(int, reply[1:4])
+        grant = Grant(
+            access_template,
+            refresh_template,
+            0,
+            began,
+            access_exp,
+            refresh_exp,
+            auth_time=began,
+            amr=tuple(amr),
+        )
         evicted = tuple(reply[4:])
         if evicted:
             self.on_ended(user_id, evicted)
@@ -319,7 +331,16 @@ class SessionStore:
             self.on_ended(user_id, (sid,))
         if outcome in ("rotated", "replayed"):
             issued_at, access_exp, refresh_exp, gen = map(int, reply[1:5])
-            grant = Grant(reply[5], reply[6], gen, issued_at, access_exp, refresh_exp)
+            grant = Grant(
+                reply[5],
+                reply[6],
+                gen,
+                issued_at,
+                access_exp,
+                refresh_exp,
+                auth_time=int(reply[7]),
+                amr=tuple(m for m in reply[8].split(",") if m),
+            )
             return Rotation(cast(RotationOutcome, outcome), grant)
         return Rotation(cast(RotationOutcome, outcome))
 

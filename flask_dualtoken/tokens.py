@@ -37,7 +37,23 @@ REFRESH_TYP = "rt+jwt"
 
 #: Claims the library owns; ``claims_loader`` may not set them.
 RESERVED_CLAIMS = frozenset(
-    {"sub", "role", "sid", "jti", "rti", "gen", "iat", "exp", "nbf", "iss", "aud", "typ", "kid"}
+    {
+        "sub",
+        "role",
+        "sid",
+        "jti",
+        "rti",
+        "gen",
+        "iat",
+        "exp",
+        "nbf",
+        "iss",
+        "aud",
+        "typ",
+        "kid",
+        "auth_time",
+        "amr",
+    }
 )
 _ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _HEADER = {"alg", "typ", "kid"}
@@ -64,6 +80,8 @@ class AccessToken:
     rti: str
     exp: int
     claims: Mapping[str, Any]
+    #: When the user last proved who they are; None in a token from before it was written.
+    auth_time: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,11 @@ class Grant:
     issued_at: int
     access_exp: int
     refresh_exp: int
+    #: When the user last proved who they are (the login, or a re-authentication): kept
+    #: by the session, the same in every pair until then (OIDC's auth_time).
+    auth_time: int
+    #: How (RFC 8176 values, such as "pwd"); empty when the app did not say.
+    amr: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -213,7 +236,9 @@ class TokenCodec:
     def sign(self, grant: Grant, *, user_id: str, session_id: str) -> TokenPair:
         """Sign a grant; deterministic, so the same grant always yields the same pair."""
         access = json.loads(grant.access_template)
-        access.update(iat=grant.issued_at, exp=grant.access_exp)
+        access.update(iat=grant.issued_at, exp=grant.access_exp, auth_time=grant.auth_time)
+        if grant.amr:
+            access["amr"] = list(grant.amr)
         refresh = json.loads(grant.refresh_template)
         refresh.update(gen=grant.generation, iat=grant.issued_at, exp=grant.refresh_exp)
         return TokenPair(
@@ -254,6 +279,9 @@ class TokenCodec:
         rti = claims.get("rti")
         if not isinstance(role, str) or not isinstance(rti, str) or not _ID.fullmatch(rti):
             raise TokenInvalid("The access token is missing a required claim.")
+        auth_time = claims.get("auth_time")
+        if auth_time is not None and (type(auth_time) is not int or auth_time < 0):
+            raise TokenInvalid("The access token has an invalid auth_time claim.")
         return AccessToken(
             sub=claims["sub"],
             role=role,
@@ -262,6 +290,7 @@ class TokenCodec:
             rti=rti,
             exp=claims["exp"],
             claims=MappingProxyType(claims),  # read-only: the same object may be memoised
+            auth_time=auth_time,
         )
 
     def decode_refresh(self, token: str, *, verify_exp: bool = True) -> RefreshToken:

@@ -75,6 +75,7 @@ def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis | Redis
         cluster_client.flushall()
         cluster_client.script_flush()
         yield cluster_client
+        stop_revocation_listeners()  # before the client they use is closed
         cluster_client.close()
         return
     server: RedisServer = request.getfixturevalue("redis_server")
@@ -82,6 +83,7 @@ def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis | Redis
     client.flushall()
     client.script_flush()
     yield client
+    stop_revocation_listeners()
     client.close()
 
 

@@ -104,6 +104,7 @@ def app_on_url(users: Users, url: str, **config: Any) -> Iterator[Flask]:
     try:
         yield app
     finally:
+        app.extensions["dualtoken"].revocation.stop()  # before the client it uses is closed
         app.extensions["dualtoken"].store.client.close()
 
 

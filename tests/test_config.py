@@ -79,6 +79,7 @@ def _samples() -> dict[str, tuple[Any, Any]]:
         "DUALTOKEN_ISSUER": ("https://issuer.example", "https://issuer.example"),
         "DUALTOKEN_AUDIENCE": ("api", "api"),
         "DUALTOKEN_LEEWAY": (300, 300),
+        "DUALTOKEN_FRESH_MAX_AGE": (timedelta(minutes=10), 600),
         "DUALTOKEN_REVOCATION": ("strict", "strict"),
         "DUALTOKEN_REVOCATION_HEARTBEAT": (timedelta(milliseconds=50), 0.05),
         "DUALTOKEN_LOGIN_MAX_ATTEMPTS": (0, 0),

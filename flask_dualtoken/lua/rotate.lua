@@ -5,7 +5,12 @@ local uid, sid, presented_jti, new_jti, at_template, rt_template, access_ttl, id
   grace_us, margin, ip, user_agent, presented_gen, channel = unpack(ARGV)
 local now_s, now_us = clock()
 local h = redis.call('HMGET', session,
-  'uid', 'revoked', 'abs_end', 'cur', 'cur_exp', 'prev', 'rot', 'gen')
+  'uid', 'revoked', 'abs_end', 'cur', 'cur_exp', 'prev', 'rot', 'gen', 'auth', 'amr',
+  'created')
+-- When the user last proved who they are, and how: carried unchanged into every pair
+-- (a session stored before these were kept: its start, and no methods).
+local auth = h[9] or (h[11] and fmt(math.floor(tonumber(h[11]) / 1000000))) or '0'
+local amr = h[10] or ''
 if not h[1] or h[1] ~= uid then return {'unknown'} end
 if h[2] then return {'revoked', h[2]} end
 local abs_end = tonumber(h[3])
@@ -17,7 +22,7 @@ if not alive(index, sid, now_us) then return {'revoked', 'ended'} end
 if h[4] == new_jti then
   local iat = math.floor(tonumber(h[7]) / 1000000)
   local at_exp = math.min(iat + tonumber(access_ttl), abs_end)
-  return {'rotated', fmt(iat), fmt(at_exp), h[5], h[8], at_template, rt_template}
+  return {'rotated', fmt(iat), fmt(at_exp), h[5], h[8], at_template, rt_template, auth, amr}
 end
 grace_us = tonumber(grace_us)
 
@@ -39,7 +44,8 @@ if presented_jti == h[4] then
       'at_exp', fmt(at_exp))
     redis.call('PEXPIREAT', replay, fmt((now_us + grace_us) / 1000 + 1000))
   end
-  return {'rotated', fmt(now_s), fmt(at_exp), fmt(rt_exp), fmt(gen), at_template, rt_template}
+  return {'rotated', fmt(now_s), fmt(at_exp), fmt(rt_exp), fmt(gen), at_template, rt_template,
+    auth, amr}
 end
 
 if presented_jti == h[6] and now_us < tonumber(h[7]) + grace_us then
@@ -47,7 +53,7 @@ if presented_jti == h[6] and now_us < tonumber(h[7]) + grace_us then
   -- the pair the first request got; do not rotate again, do not extend the window.
   local p = redis.call('HMGET', replay, 'iat', 'at_exp', 'at', 'rt')
   if p[1] then
-    return {'replayed', p[1], p[2], h[5], h[8], p[3], p[4]}
+    return {'replayed', p[1], p[2], h[5], h[8], p[3], p[4], auth, amr}
   end
 end
 
