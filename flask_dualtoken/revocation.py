@@ -71,10 +71,13 @@ class StrictRevocation(SessionGuard):
 class PushRevocation(SessionGuard):
     """``"push"``: answers from memory while the listener vouches for them, else Redis."""
 
-    def __init__(self, store: SessionStore, heartbeat: float, leeway: int) -> None:
+    def __init__(
+        self, store: SessionStore, heartbeat: float, leeway: int, access_ttl: int
+    ) -> None:
         self._store = store
         self._heartbeat = heartbeat
         self._leeway = leeway
+        self._access_ttl = access_ttl
         self._lock = threading.Lock()
         self._known: dict[str, dict[str, _Entry]] = {}
         self._count = 0
@@ -90,7 +93,7 @@ class PushRevocation(SessionGuard):
         def on_ended(user_id: str, sids: Sequence[str] | None) -> None:
             method = forget()
             if method is not None:
-                method(user_id, sids)
+                method(user_id, sids, here=True)
 
         store.on_ended = on_ended
         _GUARDS.add(self)
@@ -175,21 +178,26 @@ class PushRevocation(SessionGuard):
 
     # -- what the listener tells -------------------------------------------------------
 
-    def forget(self, user_id: str, sids: Sequence[str] | None) -> None:
+    def forget(self, user_id: str, sids: Sequence[str] | None, *, here: bool = False) -> None:
         """Sessions ended. Named ones are remembered as dead (a session id is never used
-        again), so they stay refused even while Redis is unreachable. ``None`` (every
-        session of the user, logout-all) only forgets: a session started since may be
-        among those remembered, and is alive."""
+        again), so they stay refused even while Redis is unreachable: those this process
+        knew, and, when it ended them itself (``here``: a logout, reuse caught at its
+        reissue), those it never served, for as long as this process's access tokens live.
+        ``None`` (every session of the user, logout-all) only forgets: a session started
+        since may be among those remembered, and is alive."""
         with self._lock:
             self._heard += 1
+            if sids is not None:
+                until = int(time.time()) + self._access_ttl + self._leeway
+                for sid in sids:
+                    entry = self._known.get(user_id, {}).get(sid)
+                    if entry is not None:
+                        self._known[user_id][sid] = (DEAD, entry[1])
+                    elif here:
+                        self._put(user_id, sid, DEAD, until)
+                return
             sessions = self._known.get(user_id)
             if sessions is None:
-                return
-            if sids is not None:
-                for sid in sids:
-                    entry = sessions.get(sid)
-                    if entry is not None:
-                        sessions[sid] = (DEAD, entry[1])
                 return
             for sid in [s for s, (period, _) in sessions.items() if period != DEAD]:
                 del sessions[sid]
@@ -442,7 +450,9 @@ if hasattr(os, "register_at_fork"):
 def guard_for(settings: Settings, store: SessionStore) -> SessionGuard:
     """The guard of DUALTOKEN_REVOCATION."""
     if settings.revocation == "push":
-        return PushRevocation(store, settings.revocation_heartbeat, settings.leeway)
+        return PushRevocation(
+            store, settings.revocation_heartbeat, settings.leeway, settings.access_expires
+        )
     if settings.revocation == "strict":
         return StrictRevocation(store)
     return SessionGuard()

@@ -91,7 +91,7 @@ def test_expired_answers_are_swept_even_once_memory_was_full(
         def is_alive(self) -> bool:
             return True
 
-    guard = PushRevocation(Store(), 0.5, 0)  # type: ignore[arg-type]
+    guard = PushRevocation(Store(), 0.5, 0, 900)  # type: ignore[arg-type]
     guard._listener = Listener()  # type: ignore[assignment]
     soon = int(time.time()) + 1
     for i in range(3000):  # tokens of ended sessions, each seen once

@@ -1,0 +1,125 @@
+"""Second attack pass on push revocation (docs/design.md, "Push revocation"): what it
+found, as tests that state what the design promises; the one not fixed yet is a strict
+xfail, so that its fix turns it into a failure that asks for the mark to go."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from helpers import Api, Users, app_on_url
+from servers import RedisServer, cluster_ports, redis_binary
+from test_push_revocation import guard_of, known, listening, status
+
+from flask_dualtoken.state import get_state
+
+
+@pytest.fixture
+def debug_cluster() -> Iterator[list[RedisServer]]:
+    """Three masters, as the suite's cluster, with DEBUG enabled (to drop bus links)."""
+    servers = [RedisServer(redis_binary(), port) for port in cluster_ports(3)]
+    try:
+        for server in servers:
+            server.start(
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", f"{server.dir}/nodes.conf",
+                "--cluster-node-timeout", "2000",
+                "--enable-debug-command", "yes",
+            )  # fmt: skip
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            pytest.skip("redis-cli is needed to create the test cluster")
+        subprocess.run(
+            [cli, "--cluster", "create", *[f"127.0.0.1:{s.port}" for s in servers],
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        for server in servers:
+            with server.client() as probe:
+                while b"cluster_state:ok" not in probe.execute_command("CLUSTER", "INFO"):
+                    assert time.monotonic() < deadline, "the cluster did not become ready"
+                    time.sleep(0.05)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.mark.real_redis
+@pytest.mark.cluster
+@pytest.mark.xfail(
+    strict=True,
+    reason="a cluster bus link that drops and reconnects loses the PUBLISH sent while it "
+    "was down, yet the next beat over the new link is taken as proof: the revocation is "
+    "missed for the access token's whole lifetime",
+)
+def test_a_dropped_cluster_bus_link_does_not_lose_a_revocation(
+    debug_cluster: list[RedisServer],
+) -> None:
+    """design.md: "never a missed revocation"; beats "prove every path over the bus". A
+    bus link between the writer's primary and the listener's node is dropped (DEBUG
+    CLUSTERLINK KILL stands for a network blip or a ping timeout, after which Redis drops
+    and reconnects the link), then a session on that primary ends: the other process must
+    refuse its token within twice the heartbeat."""
+    users = Users()
+    for i in range(30):
+        users.add(f"user{i}")
+    url = "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in debug_cluster)
+    ids = {}
+    for server in debug_cluster:
+        with server.client() as c:
+            ids[server.port] = c.execute_command("CLUSTER", "MYID").decode()
+    with app_on_url(users, url) as a_app, app_on_url(users, url) as b_app:
+        a, b = listening(a_app, b_app, warm_user="user0")
+        store = get_state(a_app).store
+        client: Any = store.client  # a cluster client here
+        tried = 0
+        for i in range(30):
+            listener = guard_of(b_app)._listener
+            assert listener is not None
+            conn = listener._conn
+            if conn is None or listener.trusted_period() is None:
+                time.sleep(1.0)
+                continue
+            node = client.nodes_manager.get_node_from_slot(
+                client.keyslot(store.index_key(str(i + 1)))
+            )
+            if node.port == conn.port:
+                continue  # the same node: no bus between them
+            pair = known(b, a.login(f"user{i}"))
+            time.sleep(0.6)
+            if status(b, pair) != (200, None):
+                continue
+            with redis.Redis(port=node.port) as writer_node:
+                writer_node.execute_command("DEBUG", "CLUSTERLINK", "KILL", "all", ids[conn.port])
+            assert a.logout(pair).status_code == 204
+            time.sleep(2.0)  # four heartbeats: beats flow again over the new link
+            assert status(b, pair) == (401, "session_revoked"), f"missed (try {tried})"
+            tried += 1
+            if tried == 10:
+                break
+        assert tried >= 3, "too few tries to mean anything"
+
+
+@pytest.mark.real_redis
+def test_a_session_this_process_ended_itself_stays_refused_with_redis_down(
+    own_redis_server: RedisServer, users: Users
+) -> None:
+    """forget(): "Named ones are remembered as dead ..., so they stay refused even while
+    Redis is unreachable"; test_attack_push_revocation: "A process that ended a session
+    itself (logout here), or heard its announcement, knows." Here the process logs the
+    session out without having served a protected request of it first."""
+    with app_on_url(users, own_redis_server.url) as app:
+        api = Api(app)
+        warm = api.login("bob")
+        assert status(api, warm) == (200, None)  # the listener runs
+        pair = api.login()
+        assert api.logout(pair).status_code == 204  # ended here, by this very process
+        own_redis_server.stop()
+        assert status(api, pair) == (401, "session_revoked")
