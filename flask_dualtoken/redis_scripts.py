@@ -67,11 +67,6 @@ class StoreHealth:
             )
         return StoreUnavailable()
 
-    @property
-    def down(self) -> bool:
-        """Whether the last word on the store was an outage."""
-        return self._down
-
     def answered(self) -> None:
         """The store answered: end an outage, if there was one."""
         if not self._down:
