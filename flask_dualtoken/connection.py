@@ -11,6 +11,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from urllib.parse import urlsplit
 
@@ -203,28 +204,65 @@ def _memory_client() -> redis.Redis:
     return client
 
 
-def listening_connection(client: RedisClient) -> Any:
-    """A connection of its own for a subscriber, outside every pool, so that nothing else
-    reads from it and nothing reconnects it behind the listener's back: a dropped
-    subscription must be seen as a gap (push revocation, docs/design.md). On a cluster,
-    a random node: ``PUBLISH`` reaches every node."""
-    cluster: Any = client  # redis-py's cluster and connections are partly untyped
-    if isinstance(client, redis.Redis):
-        return client.connection_pool.make_connection()
-    pool = cluster.get_redis_connection(cluster.get_random_node()).connection_pool
-    return pool.make_connection()
+@dataclass(frozen=True)
+class Primary:
+    """A primary, as a listener needs it (push revocation, docs/design.md): a client for
+    commands to that node alone (a redirection is an error there, not followed), a
+    connection of its own to it outside every pool (nothing else reads from it, nothing
+    reconnects it behind the listener's back), and a key that lives on it."""
+
+    client: redis.Redis
+    connection: Any  # redis-py's connections are untyped
+    #: None on a cluster primary that serves no slot: it holds no data to lose.
+    key: str | None
 
 
-def keys_on_every_primary(client: RedisClient, base: str) -> list[str]:
-    """One key per primary, named after ``base``: on a cluster, each with a hash tag found
-    for a slot that primary serves, so that a script on it runs on that very node."""
+def primaries(client: RedisClient, base: str) -> list[Primary]:
+    """Every primary, each with a key named after ``base``: on a cluster, with a hash tag
+    found for a slot that primary serves. Standalone and Sentinel: the one client (which
+    follows a failover) and a connection to the master it reaches now."""
     if isinstance(client, redis.Redis):
-        return [base]
-    cluster: Any = client
+        return [Primary(client, client.connection_pool.make_connection(), base)]
+    cluster: Any = client  # redis-py's cluster client is partly untyped
     slots: dict[str, int] = {}
     for slot, nodes in cluster.nodes_manager.slots_cache.items():
         slots.setdefault(nodes[0].name, slot)
-    return [f"{base}{{{_tag_for_slot(slot)}}}" for slot in slots.values()]
+    found = []
+    for node in cluster.get_primaries():
+        node_client: redis.Redis = cluster.get_redis_connection(node)
+        slot = slots.get(node.name)
+        key = None if slot is None else f"{base}{{{_tag_for_slot(slot)}}}"
+        found.append(Primary(node_client, node_client.connection_pool.make_connection(), key))
+    return found
+
+
+def is_cluster(client: RedisClient) -> bool:
+    return not isinstance(client, redis.Redis)
+
+
+def refresh_topology(client: RedisClient) -> None:
+    """Ask a cluster for its nodes and slots again (a primary was added or promoted)."""
+    if is_cluster(client):
+        cluster: Any = client
+        cluster.nodes_manager.initialize()
+
+
+def cluster_view(reply: Any) -> tuple[str, bool, frozenset[str]]:
+    """A node's ``CLUSTER NODES``: its own id, whether it serves a slot, and the ids of
+    the primaries it knows that can take writes (not failed, not joining)."""
+    text = reply.decode() if isinstance(reply, bytes) else str(reply)
+    me, serves, masters = "", False, set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        flags = set(fields[2].split(","))
+        if "myself" in flags:
+            me = fields[0]
+            serves = any(not slot.startswith("[") for slot in fields[8:])
+        if "master" in flags and not flags & {"fail", "handshake", "noaddr"}:
+            masters.add(fields[0])
+    return me, serves, frozenset(masters)
 
 
 @functools.lru_cache(maxsize=64)

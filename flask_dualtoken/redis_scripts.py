@@ -19,7 +19,14 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import redis
-from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
+from redis.exceptions import (
+    ClusterDownError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 
 from .errors import StoreUnavailable
 
@@ -31,6 +38,10 @@ logger = logging.getLogger("flask_dualtoken")
 #: What a client may raise for an unreachable or refusing store. A cluster client raises
 #: RedisClusterException, which is not a RedisError, when no node answers.
 STORE_ERRORS = (redis.RedisError, RedisClusterException)
+
+#: Error replies that mean the store cannot serve for now, not that a command is wrong: a
+#: cluster without a quorum or mid-failover, a replica that was a primary a moment ago.
+OUTAGE_REPLIES = (ClusterDownError, TryAgainError, ReadOnlyError)
 
 
 class StoreHealth:
@@ -51,7 +62,7 @@ class StoreHealth:
     def failed(self, exc: Exception) -> StoreUnavailable:
         """Log ``exc`` as it deserves; the 503 to raise."""
         name = type(exc).__name__
-        if isinstance(exc, ResponseError):
+        if isinstance(exc, ResponseError) and not isinstance(exc, OUTAGE_REPLIES):
             logger.error(
                 "session store error at %s (not an outage): %s: %s", self.address, name, exc
             )

@@ -14,16 +14,19 @@ import itertools
 import logging
 import os
 import secrets
+import select
 import threading
 import time
 import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from .connection import keys_on_every_primary, listening_connection
+from redis.exceptions import NoScriptError, ResponseError
+
+from .connection import Primary, cluster_view, is_cluster, primaries, refresh_topology
 from .errors import SessionRevoked, StoreUnavailable
 from .limits import MAX_REMEMBERED_SESSIONS
-from .redis_scripts import STORE_ERRORS, run_many
+from .redis_scripts import STORE_ERRORS, run
 from .scripts import BeatArgs
 
 if TYPE_CHECKING:
@@ -252,14 +255,18 @@ class PushRevocation(SessionGuard):
 
 
 class _Listener(threading.Thread):
-    """One subscription per process: applies announcements, proves it is on time.
+    """One subscription per primary, in one thread per process: applies announcements,
+    proves it is on time.
 
-    The heartbeat is an announcement of its own (lua/beat.lua), published every
-    ``heartbeat`` seconds through each primary on a channel only this listener hears: when
-    it comes back, every announcement published before it has been applied, whatever the
-    path between the writer and this connection (a Sentinel failover, a cluster's bus).
-    The beat is echoed only while the key this listener wrote at the start of its period
-    is still there, so a store that lost its data (FLUSHALL) is a gap too.
+    Each primary is listened to on a connection of its own to that very node, so what a
+    script publishes there reaches this process without crossing anything else (a
+    cluster's bus loses what it carries while a link is down). The heartbeat is an
+    announcement of its own (lua/beat.lua), published every ``heartbeat`` seconds on each
+    primary on a channel only that primary's connection hears: when it comes back, every
+    announcement that primary published before it has been applied. The beat is echoed only
+    while the key this listener wrote at the start of its period is still there, so a store
+    that lost its data (FLUSHALL) is a gap too; on a cluster each beat also asks the node
+    for the primaries it knows, so that a primary added or promoted is a gap as well.
 
     It reaches the app only through a weak reference: a dropped app stops its listener.
     """
@@ -271,12 +278,14 @@ class _Listener(threading.Thread):
         self._deadline = 2 * heartbeat
         name = secrets.token_hex(8)
         self._channel = guard._store.channel
-        self._beat_channel = f"{self._channel}:beat:{name}"
+        self._beat_base = f"{self._channel}:beat:{name}"
         self._epoch_base = f"{guard._store.channel}:listener:{name}"
         self._stopped = threading.Event()
         self._listened = False
+        self._refresh = False
+        self._cluster = False
         self._since = 0.0
-        self._conn: Any = None  # redis-py's connections are untyped
+        self._conns: list[Any] = []
         #: (the current period, None while deaf; monotonic() up to which every
         #: announcement is known applied). One tuple, written only by this thread, so a
         #: reader never pairs one period with another's proof.
@@ -299,14 +308,18 @@ class _Listener(threading.Thread):
         # Wake the thread where it waits: a beat it will not take for a proof. (Closing
         # the socket under it does not wake every kind of connection.)
         with contextlib.suppress(*STORE_ERRORS):
-            client.publish(self._beat_channel, "stop")
-        _close(self._conn)
+            client.publish(f"{self._beat_base}:0", "stop")
+        for conn in self._conns:
+            _close(conn)
 
     def orphan(self) -> None:
-        """Forked away from its thread: mark it deaf, leave the parent's socket alone."""
+        """Forked away from its thread: mark it deaf and close this process's copies of
+        its sockets (redis-py shuts a socket down only in the process that opened it, so
+        the parent's subscriptions are untouched)."""
         self._stopped.set()
         self.state = (None, 0.0)
-        self._conn = None
+        for conn in self._conns:
+            _close(conn)
 
     def run(self) -> None:
         backoff = 0.0
@@ -349,23 +362,38 @@ class _Listener(threading.Thread):
 
     def _deaf(self) -> None:
         self.state = (None, 0.0)
-        conn, self._conn = self._conn, None
-        _close(conn)
+        conns, self._conns = self._conns, []
+        for conn in conns:
+            _close(conn)
 
     def _listen(self, store: SessionStore) -> None:
-        conn = self._conn = listening_connection(store.client)
-        conn.connect()
-        conn.send_command("SUBSCRIBE", self._channel, self._beat_channel)
+        if self._refresh:
+            self._refresh = False
+            refresh_topology(store.client)
+        found = primaries(store.client, self._epoch_base)
+        self._conns = conns = [primary.connection for primary in found]
+        channels = [f"{self._beat_base}:{i}" for i in range(len(found))]
+        for conn, channel in zip(conns, channels, strict=True):
+            conn.connect()
+            conn.send_command("SUBSCRIBE", self._channel, channel)
         started = time.monotonic()
-        for _ in range(2):
-            if not conn.can_read(timeout=self._deadline):
-                raise _Gap("no answer to SUBSCRIBE")
-            conn.read_response(push_request=True)
+        for conn in conns:
+            for _ in range(2):
+                if not conn.can_read(timeout=self._deadline):
+                    raise _Gap("no answer to SUBSCRIBE")
+                conn.read_response(push_request=True)
         epoch = secrets.token_hex(8)
         ttl_ms = int(self._deadline * 5000)
-        keys = keys_on_every_primary(store.client, self._epoch_base)
-        for key in keys:
-            store.client.set(key, epoch, px=ttl_ms)
+        for primary in found:
+            if primary.key is not None:
+                primary.client.set(primary.key, epoch, px=ttl_ms)
+        # On a cluster: the primaries as the nodes see them, after subscribing, so that
+        # one added from here on shows at a later beat.
+        self._cluster = is_cluster(store.client)
+        views: list[Any] = []
+        if self._cluster:
+            views = [cast(Any, p.client).execute_command("CLUSTER", "NODES") for p in found]
+        ids = self._primary_ids(found, views, None)
         if self._stopped.is_set():
             return
         # Listening from here on: a new period; answers of earlier ones are no proof.
@@ -373,7 +401,7 @@ class _Listener(threading.Thread):
         self._since = started
         self.state = (next(_PERIODS), started)
         store.health.answered()
-        beats: dict[str, list[float]] = {}  # beat -> [sent at, echoes still to come]
+        beats: dict[str, tuple[float, set[int]]] = {}  # beat -> (sent at, echoes to come)
         next_beat = 0.0
         while not self._stopped.is_set():
             now = time.monotonic()
@@ -381,46 +409,126 @@ class _Listener(threading.Thread):
                 raise _Gap("fell behind (the heartbeat is late)")
             if now >= next_beat:
                 beat = secrets.token_hex(4)
-                calls = [
-                    BeatArgs(
-                        epoch=key,
-                        expected=epoch,
-                        channel=self._beat_channel,
-                        beat=beat,
-                        ttl_ms=ttl_ms,
-                    ).call()
-                    for key in keys
-                ]
-                if not all(run_many(store.client, calls)):
-                    raise _Gap("the store lost its data (FLUSHALL, or a restart)")
-                beats[beat] = [now, len(keys)]
+                views = self._beat(found, channels, epoch, beat, ttl_ms)
+                self._primary_ids(found, views, ids)
+                beats[beat] = (now, set(range(len(found))))
                 next_beat = now + self._heartbeat
             guard = self._guard()
             if guard is None:
                 return
             wait = max(0.0, min(next_beat, self.state[1] + self._deadline) - time.monotonic())
-            if conn.can_read(timeout=wait):
-                self._receive(guard, conn.read_response(push_request=True), beats)
+            for i in _readable(conns, wait):
+                # Until its buffer is empty: _readable watches the sockets only.
+                while conns[i].can_read(timeout=0):
+                    reply = conns[i].read_response(push_request=True)
+                    self._receive(guard, channels[i], i, reply, beats)
             del guard
 
-    def _receive(self, guard: PushRevocation, reply: Any, beats: dict[str, list[float]]) -> None:
+    def _beat(
+        self, found: list[Primary], channels: list[str], epoch: str, beat: str, ttl_ms: int
+    ) -> list[Any]:
+        """Publish one beat on every primary, each on that primary alone, in one round
+        trip per primary; on a cluster with its ``CLUSTER NODES`` in the same trip."""
+        views = []
+        for primary, channel in zip(found, channels, strict=True):
+            call = None
+            node: Any = primary.client  # redis-py's pipelines are untyped
+            with node.pipeline(transaction=False) as pipe:
+                if primary.key is None:  # a cluster primary with no slot: no data to lose
+                    pipe.execute_command("PUBLISH", channel, beat)
+                else:
+                    call = BeatArgs(
+                        epoch=primary.key,
+                        expected=epoch,
+                        channel=channel,
+                        beat=beat,
+                        ttl_ms=ttl_ms,
+                    ).call()
+                    pipe.execute_command("EVALSHA", call.script.sha, 1, *call.keys, *call.args)
+                if self._cluster:
+                    pipe.execute_command("CLUSTER", "NODES")
+                replies: list[Any] = pipe.execute(raise_on_error=False)
+            if call is not None and isinstance(replies[0], NoScriptError):
+                replies[0] = run(primary.client, call)  # loads it: a restarted node
+            for reply in replies:
+                if isinstance(reply, ResponseError):  # MOVED, CLUSTERDOWN: the map changed
+                    self._refresh = True
+                    raise _Gap(f"a primary refused its beat ({reply})")
+                if isinstance(reply, Exception):
+                    raise reply
+            if call is not None and not replies[0]:
+                raise _Gap("the store lost its data (FLUSHALL, or a restart)")
+            views.append(replies[-1])
+        return views
+
+    def _primary_ids(
+        self, found: list[Primary], views: list[Any], expected: list[str] | None
+    ) -> list[str]:
+        """On a cluster, each primary's id as it says (``CLUSTER NODES``), checked against
+        ``expected`` (the period's), and that no primary knows one more: else a gap, and the
+        next period asks the cluster for its nodes again. Elsewhere nothing: one primary."""
+        if not self._cluster:
+            return []
+        ids: list[str] = []
+        known: set[str] = set()
+        for primary, view in zip(found, views, strict=True):
+            me, serves, masters = cluster_view(view)
+            if serves != (primary.key is not None):
+                me = ""  # it gained or lost its slots: the period's keys are off
+            ids.append(me)
+            known |= masters
+        if (expected is not None and ids != expected) or not known <= set(ids) or "" in ids:
+            self._refresh = True
+            raise _Gap("the cluster's primaries changed")
+        return ids
+
+    def _receive(
+        self,
+        guard: PushRevocation,
+        beat_channel: str,
+        index: int,
+        reply: Any,
+        beats: dict[str, tuple[float, set[int]]],
+    ) -> None:
         if not isinstance(reply, list) or len(reply) != 3 or _text(reply[0]) != "message":
             return
         channel, data = _text(reply[1]), _text(reply[2])
-        if channel == self._beat_channel:
+        if channel == beat_channel:
             beat = beats.get(data)
             if beat is None:
                 return
-            beat[1] -= 1
-            if beat[1] <= 0:  # back through every primary: a proof
+            beat[1].discard(index)
+            if not beat[1]:  # back from every primary, each on its own path: a proof
                 sent = beats.pop(data)[0]
                 period, proof = self.state
                 self.state = (period, max(proof, sent))
                 for old in [b for b, (t, _) in beats.items() if t < sent]:
                     del beats[old]  # lost beats are no proof, and no memory either
             return
+        if channel != self._channel:
+            return
+        # Every primary's connection hears every announcement (PUBLISH reaches the whole
+        # cluster): applying one twice changes nothing.
         sids, _, user_id = data.partition(" ")
         guard.forget(user_id, None if sids == "*" else sids.split(","))
+
+
+def _readable(conns: list[Any], timeout: float) -> list[int]:
+    """The connections with a reply to read, waiting up to ``timeout`` for one. Each is
+    read until its buffer is empty (see _listen), so only the sockets need watching, and
+    TLS's own buffer."""
+    if len(conns) == 1:
+        return [0] if conns[0].can_read(timeout=timeout) else []
+    socks = [conn._sock for conn in conns]
+    pending = [i for i, sock in enumerate(socks) if getattr(sock, "pending", _none)()]
+    if pending:
+        return pending
+    readable, _, _ = select.select(socks, [], [], timeout)
+    return [i for i, sock in enumerate(socks) if sock in readable]
+
+
+def _none() -> int:
+    return 0
 
 
 class _Gap(Exception):

@@ -8,7 +8,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from helpers import Api, Users, app_on_url
+from redis.exceptions import ClusterDownError, ReadOnlyError, TryAgainError
 from servers import RedisClusterServers, RedisServer, redis_binary
+
+from flask_dualtoken.errors import StoreUnavailable
+from flask_dualtoken.redis_scripts import StoreHealth
 
 pytestmark = pytest.mark.real_redis
 
@@ -139,3 +143,24 @@ def test_a_cluster_url_works_end_to_end(redis_cluster: Any, users: Users) -> Non
         new = api.reissue(pair).json
         assert api.get_json("/auth/sessions", new)["sessions"][0]["current"] is True
         assert api.logout(new).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        ClusterDownError("CLUSTERDOWN The cluster is down"),
+        TryAgainError("TRYAGAIN Multiple keys request during rehashing of slot"),
+        ReadOnlyError("READONLY You can't write against a read only replica."),
+    ],
+)
+def test_replies_that_mean_the_store_cannot_serve_now_are_an_outage_logged_once(
+    reply: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cluster without quorum or a primary just demoted answers with an error reply, yet
+    it is an outage, not a bug: logged once, as the other outages, not per request."""
+    health = StoreHealth("redis://127.0.0.1:6379/0")
+    for _ in range(3):
+        assert isinstance(health.failed(reply), StoreUnavailable)
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "unavailable" in line
+    assert "not an outage" not in line

@@ -196,8 +196,8 @@ def test_two_gunicorn_servers_refuse_a_token_ended_on_the_other(
 def test_on_a_cluster_revocations_from_every_primary_reach_the_other_process(
     redis_cluster: RedisClusterServers,
 ) -> None:
-    """Users whose keys live on each of the three primaries: every announcement comes
-    over the cluster bus to the one node a listener is subscribed on."""
+    """Users whose keys live on each of the three primaries: a listener hears each
+    primary on a connection of its own, and every slot's announcements reach it."""
     users = Users()
     for i in range(24):
         users.add(f"user{i}")
