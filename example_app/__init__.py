@@ -14,17 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask, Response, make_response, render_template
+from flask import Flask, Response, make_response, render_template, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from flask_dualtoken import DualToken, current_user, jwt_required
+from flask_dualtoken import DualToken, current_user, get_jwt, jwt_required
 
 #: Demo accounts created on first start with an empty database (see docs/quickstart.md).
 DEMO_USERS = (("alice", "alice-password", "admin"), ("bob", "bob-password", "user"))
 SECRET_FILE = "dualtoken-secret"
+#: The bounds a new password must keep (the library bounds a login's password at 1024).
+PASSWORD_LENGTH = (8, 1024)
 #: No inline script, no other origin, no framing: the page's own XSS and clickjacking
 #: defences, since a script injected into it could still use the cookies.
 DEMO_SECURITY_HEADERS = {
@@ -85,6 +87,13 @@ def load_user(user_id: str) -> User | None:
     return user if user is not None and user.active else None
 
 
+@dualtoken.security_stamp_loader
+def security_stamp(user: User) -> str:
+    # A new password is a new hash: every session started with the old one ends at its
+    # next reissue, unless change_password below ended it already or kept it.
+    return user.password_hash
+
+
 def instance_secret(instance_path: str) -> str:
     """One secret for every process of this instance, created once, never per process.
 
@@ -140,7 +149,25 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
             "id": current_user.id,
             "username": current_user.username,
             "role": current_user.role,
+            # When this user last proved who they are (login or POST /auth/reauth).
+            "auth_time": get_jwt().get("auth_time"),
         }
+
+    @app.post("/account/password")
+    @jwt_required(fresh=True)  # a login (or re-authentication) of the last 5 minutes
+    def change_password() -> tuple[dict[str, Any], int]:
+        new_password = _new_password()
+        if new_password is None:
+            low, high = PASSWORD_LENGTH
+            message = f'Send JSON {{"new_password": ...}}: text of {low} to {high} characters.'
+            return {"error": "invalid_request", "message": message}, 400
+        current_user.set_password(new_password)
+        # Every other session of this user ends now, this one takes the new stamp; before
+        # the commit, so that a reissue of this session at this very moment survives.
+        kept = dualtoken.credentials_changed(current_user, keep_session=get_jwt()["sid"])
+        db.session.commit()
+        message = "Password changed; every other session has ended."
+        return {"message": message, "this_session_kept": kept}, 200
 
     @app.get("/admin")
     @jwt_required(roles=["admin"])
@@ -165,6 +192,24 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
         db.create_all()
         _create_demo_users()
     return app
+
+
+def _new_password() -> str | None:
+    """The request's ``new_password``, or None when it is missing or unusable: not JSON
+    (deep nesting included), not a string, out of bounds, or not encodable text."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        return None
+    password = body.get("new_password") if isinstance(body, dict) else None
+    low, high = PASSWORD_LENGTH
+    if not isinstance(password, str) or not low <= len(password) <= high:
+        return None
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800" is valid JSON
+        return None
+    return password
 
 
 def _create_demo_users() -> None:

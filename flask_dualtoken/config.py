@@ -64,6 +64,9 @@ class Settings:
     leeway: int
     #: Seconds since the last login that ``@jwt_required(fresh=True)`` accepts.
     fresh_max_age: int
+    #: Seconds since the last login that ending another session or every session needs;
+    #: 0: no such need.
+    session_admin_fresh: int
     revocation: Revocation
     #: Push revocation's heartbeat, in seconds (float): the listener's proof of being heard.
     revocation_heartbeat: float
@@ -432,6 +435,15 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds since the user last proved who they are (`auth_time`) that "
         "`@jwt_required(fresh=True)` accepts",
         _seconds,
+    ),
+    Setting(
+        "DUALTOKEN_SESSION_ADMIN_FRESH",
+        "session_admin_fresh",
+        0,
+        "when > 0, `DELETE {prefix}/sessions/<sid>` for another session and `POST "
+        "{prefix}/logout-all` need a login (`auth_time`) within this many seconds, else 401 "
+        "`insufficient_user_authentication`; 0 turns it off",
+        partial(_seconds, minimum=0),
     ),
     Setting(
         "DUALTOKEN_REVOCATION",

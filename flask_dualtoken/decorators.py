@@ -1,4 +1,5 @@
-"""``@jwt_required`` and ``verify_request``: verify the access token once, check its role."""
+"""``@jwt_required`` and ``verify_request``: verify the access token once, check its role
+and how recent its login is."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from . import transport
 from .context import set_request_auth
 from .errors import InsufficientRole, InsufficientUserAuthentication
 from .state import get_state
+from .tokens import AccessToken
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,7 +100,13 @@ def _verify(allowed: frozenset[str] | None, optional: bool, fresh: bool | int) -
     # expiry: DUALTOKEN_REVOCATION says how soon, and at what cost (revocation.py).
     state.revocation.check(token.sub, token.sid, token.exp)
     if fresh is not False:
-        max_age = state.settings.fresh_max_age if fresh is True else int(fresh)
-        if token.auth_time is None or time.time() - token.auth_time > max_age:
-            raise InsufficientUserAuthentication(max_age)
+        require_recent_login(token, state.settings.fresh_max_age if fresh is True else fresh)
     set_request_auth(token)
+
+
+def require_recent_login(token: AccessToken, max_age: int) -> None:
+    """401 ``insufficient_user_authentication``, with RFC 9470's challenge, unless the
+    token's user proved who they are (``auth_time``) at most ``max_age`` seconds ago: the
+    one check behind ``fresh=`` and ``DUALTOKEN_SESSION_ADMIN_FRESH``."""
+    if token.auth_time is None or time.time() - token.auth_time > max_age:
+        raise InsufficientUserAuthentication(max_age)

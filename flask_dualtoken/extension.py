@@ -13,12 +13,13 @@ from .config import load_settings
 from .connection import connect, store_address
 from .context import request_client
 from .cookies import TRANSPORT_HEADER, CookieJar
+from .keys import StampKeys
 from .redis_scripts import StoreHealth
 from .revocation import guard_for
 from .state import EXTENSION_KEY, AppState, get_state, misconfigured
 from .store import SessionInfo, SessionStore
 from .throttle import LoginThrottle
-from .tokens import TokenCodec, TokenPair
+from .tokens import TokenCodec, TokenPair, is_token_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +63,7 @@ class DualToken:
         self._identity_loader: Callable[[Any], Any] = _default_identity
         self._role_loader: Callable[[Any], Any] = _default_role
         self._claims_loader: Callable[[Any], Any] = _no_extra_claims
+        self._security_stamp_loader: Callable[[Any], Any] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -84,6 +86,7 @@ class DualToken:
             revocation=guard_for(settings, store),
             throttle=LoginThrottle(client, settings, health),
             cookies=CookieJar(settings),
+            stamps=StampKeys((settings.secret, *settings.previous_secrets)),
         )
         from .cli import cli
 
@@ -122,6 +125,19 @@ class DualToken:
     def claims_loader(self, callback: F) -> F:
         """Register ``(user) -> dict`` of extra access-token claims (not reserved names)."""
         self._claims_loader = callback
+        return callback
+
+    def security_stamp_loader(self, callback: F) -> F:
+        """Register ``(user) -> str``: a value that changes whenever the user's credentials
+        do (the password hash, or a counter the app bumps on every change).
+
+        Each session keeps a digest of it (an HMAC under a key derived from the secret:
+        the stamp itself never reaches Redis), and each reissue compares: a session whose
+        stamp is no longer the user's ends there (401 ``session_revoked``, reason
+        ``credentials_changed``), and push revocation refuses its access tokens. Without
+        a loader, sessions keep no stamp.
+        """
+        self._security_stamp_loader = callback
         return callback
 
     def _callback(self, name: str) -> Callable[..., Any]:
@@ -164,6 +180,31 @@ class DualToken:
         One script, bounded by the session cap; a login after this call works.
         """
         flows.revoke_all(get_state(), user_id, request_client())
+
+    def credentials_changed(self, user: Any, *, keep_session: str | None = None) -> bool:
+        """After the user's credentials changed (a new password, say): end every session
+        of theirs but ``keep_session`` in one atomic step, and give that one the user's
+        new security stamp, so that it lives on. Returns whether ``keep_session`` was
+        alive and was kept (False when it had ended, or was None).
+
+        ``keep_session``: the session id of the request that made the change
+        (``get_jwt()["sid"]``), or None to end them all (a reset by an administrator, a
+        disabled account). The new stamp is read from ``user`` through
+        ``security_stamp_loader`` (without one, the kept session simply lives on): call
+        this once ``user`` holds the new credentials, before committing them, so that a
+        reissue of the kept session under way at that moment cannot end it. The ended
+        sessions are announced like a logout, so push revocation refuses their access
+        tokens at once; signal ``credentials_changed``.
+        """
+        if keep_session is not None and (
+            not isinstance(keep_session, str) or not is_token_id(keep_session)
+        ):
+            raise ValueError(
+                f"keep_session must be a session id or None; got {keep_session!r:.80}"
+            )
+        return flows.credentials_changed(
+            get_state(), user, request_client(), keep_session=keep_session
+        )
 
     def set_cookies(self, response: Response, pair: TokenPair) -> dict[str, Any]:
         """Put a pair into cookie-mode cookies on ``response`` (after SSO and ``issue``,

@@ -1,4 +1,5 @@
-"""The flows of the design: issue (login), reissue, logout, revocation. HTTP-free.
+"""The flows of the design: issue (login), reissue, re-authentication, logout, revocation.
+HTTP-free.
 
 Reissue follows the design (docs/design.md): verify the (possibly expired) access token
 to learn the user, verify the refresh token, require that both were issued together,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from blinker import NamedSignal
 
     from .state import AppState
+    from .throttle import Reservation
 
 logger = logging.getLogger("flask_dualtoken")
 
@@ -63,12 +65,32 @@ def login(state: AppState, username: str, password: str, client: ClientInfo) -> 
     The attempt is reserved before ``authenticate`` runs (one round trip), and a success
     gives it back in the round trip that stores the session: two in all.
     """
+    user, reservation = _authenticate(state, username, password, client, "login")
+    return issue(state, user, client, amr=PASSWORD, also=reservation.on_success)
+
+
+def _authenticate(
+    state: AppState,
+    username: str,
+    password: str,
+    client: ClientInfo,
+    what: str,
+    *,
+    user_id: str | None = None,
+) -> tuple[Any, Reservation]:
+    """The user of these credentials, checked under the attempt limits that login and
+    re-authentication share; the reservation's ``on_success`` gives the attempt back and
+    goes with the caller's store change. A failure keeps it: it counts.
+
+    ``user_id``: whose credentials they must be (re-authentication); another user's count
+    as a failure, and change nothing.
+    """
     wait, reservation = state.throttle.reserve(username, client.ip)
     if wait:
         _audit(
             state,
             signals.login_throttled,
-            "login throttled",
+            f"{what} throttled",
             level=logging.WARNING,
             username=username,
             ip=client.ip,
@@ -76,17 +98,20 @@ def login(state: AppState, username: str, password: str, client: ClientInfo) -> 
         )
         raise TooManyAttempts(wait)
     user = state.authenticate(username, password)
-    if user is None:  # the reservation stays: it counts this failure
+    if user is None or (
+        user_id is not None
+        and not hmac.compare_digest(state.identity_of(user).encode(), user_id.encode())
+    ):
         _audit(
             state,
             signals.login_failed,
-            "login failed",
+            f"{what} failed",
             level=logging.WARNING,
             username=username,
             ip=client.ip,
         )
         raise InvalidCredentials()
-    return issue(state, user, client, amr=PASSWORD, also=reservation.on_success)
+    return user, reservation
 
 
 #: RFC 8176's value for a password login.
@@ -112,7 +137,15 @@ def issue(
     sid, refresh_jti = new_id(), new_id()
     access_template, refresh_template = _templates(state, user, user_id, sid, refresh_jti)
     created = state.store.create(
-        user_id, sid, refresh_jti, access_template, refresh_template, client, amr=amr, also=also
+        user_id,
+        sid,
+        refresh_jti,
+        access_template,
+        refresh_template,
+        client,
+        amr=amr,
+        stamp=_current_stamp(state, user, user_id),
+        also=also,
     )
     _audit(
         state,
@@ -149,6 +182,13 @@ def _templates(
             f"return claims under {MAX_CLAIMS_BYTES} bytes in all (ids, not documents)",
         )
     return access, state.codec.refresh_template(sub=user_id, sid=sid, jti=refresh_jti)
+
+
+def _current_stamp(state: AppState, user: Any, user_id: str) -> str:
+    """The digest of the user's security stamp under the current secret; '' without a
+    ``security_stamp_loader``."""
+    digests = state.stamp_digests(user, user_id)
+    return digests[0] if digests else ""
 
 
 def verify_pair(
@@ -195,7 +235,14 @@ def reissue(
     new_refresh_jti = new_id()
     templates = _templates(state, user, user_id, sid, new_refresh_jti)
     result = state.store.rotate(
-        user_id, sid, refresh.jti, refresh.gen, new_refresh_jti, *templates, client
+        user_id,
+        sid,
+        refresh.jti,
+        refresh.gen,
+        new_refresh_jti,
+        *templates,
+        client,
+        stamps=state.stamp_digests(user, user_id),
     )
     if result.grant is not None:
         _audit(
@@ -219,6 +266,9 @@ def reissue(
             ip=client.ip,
         )
         raise RefreshTokenReused()
+    if result.outcome == "credentials_changed":
+        _revoked(state, user_id, sid, "credentials_changed", client)
+        raise SessionRevoked()
     logger.info(
         "reissue refused (%s): user_id=%r session_id=%r ip=%r",
         result.outcome,
@@ -231,6 +281,55 @@ def reissue(
     if result.outcome == "expired":
         raise RefreshTokenExpired()
     raise RefreshTokenInvalid()
+
+
+def reauthenticate(
+    state: AppState, access: AccessToken, username: str, password: str, client: ClientInfo
+) -> TokenPair:
+    """The user of a live session proves who they are again: a new pair for the same
+    session, whose access token says so (``auth_time`` now, ``amr`` ["pwd"]).
+
+    ``access``: the request's verified, unexpired access token. The credentials must be
+    that token's user's, and are checked under the login attempt limits, in the same two
+    round trips as a login. The session rotates as at a reissue (its refresh token's
+    predecessor stays good for the grace window, so a reissue racing with this one works).
+    """
+    user_id, sid = access.sub, access.sid
+    user, reservation = _authenticate(
+        state, username, password, client, "re-authentication", user_id=user_id
+    )
+    new_refresh_jti = new_id()
+    templates = _templates(state, user, user_id, sid, new_refresh_jti)
+    result = state.store.reauthenticate(
+        user_id,
+        sid,
+        new_refresh_jti,
+        *templates,
+        client,
+        amr=PASSWORD,
+        stamp=_current_stamp(state, user, user_id),
+        also=reservation.on_success,
+    )
+    if result.grant is None:
+        logger.info(
+            "re-authentication refused (%s): user_id=%r session_id=%r ip=%r",
+            result.outcome,
+            user_id,
+            sid,
+            client.ip,
+        )
+        if result.outcome == "expired":
+            raise RefreshTokenExpired()
+        raise SessionRevoked()  # ended, or gone: only a login helps
+    _audit(
+        state,
+        signals.user_reauthenticated,
+        "user re-authenticated",
+        user_id=user_id,
+        session_id=sid,
+        ip=client.ip,
+    )
+    return state.codec.sign(result.grant, user_id=user_id, session_id=sid)
 
 
 def logout(
@@ -303,3 +402,25 @@ def list_sessions(
 ) -> list[SessionInfo]:
     """The user's live sessions, oldest first. ``caller`` as for ``revoke``."""
     return state.store.sessions(user_id, caller=caller)
+
+
+def credentials_changed(
+    state: AppState, user: Any, client: ClientInfo, *, keep_session: str | None
+) -> bool:
+    """End every session of a user whose credentials changed, but ``keep_session``, which
+    takes the user's new security stamp; one atomic step. True if it was alive and kept."""
+    user_id = state.identity_of(user)
+    result = state.store.end_others(
+        user_id, keep_session, _current_stamp(state, user, user_id), "credentials_changed"
+    )
+    _audit(
+        state,
+        signals.credentials_changed,
+        "credentials changed, other sessions ended",
+        level=logging.WARNING if keep_session and not result.kept else logging.INFO,
+        user_id=user_id,
+        session_id=keep_session if result.kept else None,
+        ip=client.ip,
+        ended=result.ended,
+    )
+    return result.kept

@@ -41,6 +41,28 @@ _BEARER_ERRORS = {
 }
 
 
+def _admin_errors(settings: Settings) -> dict[str, Any]:
+    """The 401s of the routes that end other sessions: with DUALTOKEN_SESSION_ADMIN_FRESH,
+    also a login too old for them, with RFC 9470's challenge."""
+    max_age = settings.session_admin_fresh
+    if not max_age:
+        return _BEARER_ERRORS
+    answer = _error(
+        "Missing, invalid or expired access token, a session that ended, or "
+        "insufficient_user_authentication: ending a session other than the caller's own "
+        f"needs a login (auth_time) within {max_age} seconds; re-authenticate (POST "
+        "reauth) and retry."
+    )
+    answer["headers"] = {
+        "WWW-Authenticate": {
+            "description": 'Bearer realm="api", error="insufficient_user_authentication", '
+            f'..., max_age="{max_age}" (RFC 9470) when the login is too old.',
+            "schema": {"type": "string"},
+        }
+    }
+    return {"401": answer}
+
+
 def _version() -> str:
     try:
         return version("flask-dualtoken")
@@ -147,6 +169,25 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 },
             }
         },
+        f"{p}/reauth": {
+            "post": {
+                "summary": "Prove who you are again in a live session: a new pair for the same "
+                "session, its access token's auth_time now and amr ['pwd'].",
+                "operationId": "reauth",
+                "security": bearer,
+                "requestBody": _body("LoginRequest"),
+                "responses": {
+                    "200": pair_answer,
+                    **csrf,
+                    "401": _error(
+                        "invalid_credentials (wrong password, or another user's credentials), "
+                        "token_missing, token_invalid, token_expired or session_revoked."
+                    ),
+                    "429": _error("too_many_attempts: throttled as login; see Retry-After."),
+                    **_COMMON,
+                },
+            }
+        },
         f"{p}/logout": {
             "post": {
                 "summary": "End the session of a bound token pair (expiry does not matter).",
@@ -169,7 +210,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "responses": {
                     **csrf,
                     "204": {"description": "Every session ended."},
-                    **_BEARER_ERRORS,
+                    **_admin_errors(settings),
                     **_COMMON,
                 },
             }
@@ -206,7 +247,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "session_not_found: no live session of the caller has this id "
                         "(the same answer for someone else's)."
                     ),
-                    **_BEARER_ERRORS,
+                    **_admin_errors(settings),
                     **_COMMON,
                 },
             }

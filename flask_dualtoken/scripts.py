@@ -16,11 +16,13 @@ from .redis_scripts import LuaScript, ScriptCall
 
 CREATE = LuaScript("create")
 ROTATE = LuaScript("rotate")
+REAUTH = LuaScript("reauth")
 REVOKE = LuaScript("revoke")
 REVOKE_ALL = LuaScript("revoke_all")
 CHECK = LuaScript("check")
 SESSIONS = LuaScript("sessions")
 END_SESSIONS = LuaScript("end_sessions")
+END_OTHERS = LuaScript("end_others")
 RESERVE = LuaScript("reserve")
 RELEASE = LuaScript("release")
 BEAT = LuaScript("beat")
@@ -66,6 +68,7 @@ class CreateArgs(ScriptArgs):
     evict_max: int  # the most sessions one login may end
     channel: str  # where ended sessions are announced (push revocation)
     amr: str  # how the user authenticated: RFC 8176 values, comma-separated
+    stamp: str  # the digest of the user's security stamp; '' when the app keeps none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +94,33 @@ class RotateArgs(ScriptArgs):
     user_agent: str
     presented_gen: int
     channel: str
+    #: The user's security stamp digests, comma-separated: under the current secret first,
+    #: then under the previous ones; '' when the app keeps none.
+    stamps: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReauthArgs(ScriptArgs):
+    """Rotate a session whose user proved who they are again (lua/reauth.lua)."""
+
+    SCRIPT = REAUTH
+    KEYS = ("session", "index", "replay")
+    session: str
+    index: str
+    replay: str
+    uid: str
+    sid: str
+    new_jti: str
+    at_template: str
+    rt_template: str
+    access_ttl: int
+    idle_ttl: int
+    grace_us: int
+    margin: int
+    ip: str
+    user_agent: str
+    amr: str  # how the user proved it: RFC 8176 values, comma-separated
+    stamp: str  # the digest of the user's security stamp; '' when the app keeps none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +187,22 @@ class EndSessionsArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EndOthersArgs(ScriptArgs):
+    """End every session of a user but one, after a credential change (lua/end_others.lua)."""
+
+    SCRIPT = END_OTHERS
+    KEYS = ("index",)
+    index: str
+    uid: str
+    keep: str  # the session id to keep, '' for none; its keys in ``declared``
+    stamp: str  # the kept session's new security stamp digest; '' when the app keeps none
+    limit: int  # the most ended sessions named in the reply and the announcement
+    channel: str
+    handover_us: int  # how long the kept session still accepts its former stamp
+    declared: tuple[str, ...]  # the kept session's hash and replay key, when there is one
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReserveArgs(ScriptArgs):
     """Reserve one login attempt on a counter (lua/reserve.lua)."""
 
@@ -193,11 +239,13 @@ class BeatArgs(ScriptArgs):
 ALL: tuple[type[ScriptArgs], ...] = (
     CreateArgs,
     RotateArgs,
+    ReauthArgs,
     RevokeArgs,
     RevokeAllArgs,
     CheckArgs,
     SessionsArgs,
     EndSessionsArgs,
+    EndOthersArgs,
     ReserveArgs,
     ReleaseArgs,
     BeatArgs,

@@ -28,3 +28,9 @@ session_logged_out = _signals.signal("session-logged-out")
 session_revoked = _signals.signal("session-revoked")
 #: Every session of a user was ended (logout-all, password change); no ``session_id``.
 all_sessions_revoked = _signals.signal("all-sessions-revoked")
+#: A user proved who they are again in a live session (``POST /reauth``); its access
+#: tokens carry the new ``auth_time`` from then on.
+user_reauthenticated = _signals.signal("user-reauthenticated")
+#: ``DualToken.credentials_changed`` ended the user's other sessions; ``session_id`` is the
+#: one kept (None when none was), ``ended`` how many ended.
+credentials_changed = _signals.signal("credentials-changed")

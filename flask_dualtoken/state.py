@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from .config import Settings
 from .cookies import CookieJar
 from .errors import Misconfigured
+from .keys import StampKeys
 from .limits import MAX_SUBJECT_CHARS
 from .revocation import SessionGuard
 from .store import SessionStore
@@ -40,6 +41,8 @@ class AppState:
     revocation: SessionGuard
     throttle: LoginThrottle
     cookies: CookieJar
+    #: Turn a user's security stamp into what the store keeps (keys.StampKeys).
+    stamps: StampKeys
 
     def authenticate(self, username: str, password: str) -> Any:
         return self.extension._callback("authenticate")(username, password)
@@ -89,6 +92,21 @@ class AppState:
                 "claims_loader", f"returned claims that are not JSON ({exc})", "return JSON"
             ) from None
         return extra
+
+    def stamp_digests(self, user: Any, user_id: str) -> tuple[str, ...]:
+        """The user's security stamp as sessions keep it: its digest under every secret,
+        the current one first; () when the app registered no ``security_stamp_loader``."""
+        if self.extension._security_stamp_loader is None:
+            return ()
+        stamp = self._call("security_stamp_loader", user, "return the user's stamp as a str")
+        if not isinstance(stamp, str) or not _utf8(stamp):
+            # Never the value itself in the log: it may well be a password hash.
+            raise misconfigured(
+                "security_stamp_loader",
+                f"returned a {type(stamp).__name__} that is not text",
+                "return a str (str(counter) for a counter, the hash for a password)",
+            )
+        return self.stamps.digests(user_id, stamp)
 
     def _call(self, name: str, user: Any, fix: str) -> Any:
         loader = getattr(self.extension, f"_{name}")

@@ -35,7 +35,9 @@ from .redis_scripts import STORE_ERRORS, ScriptCall, StoreHealth, run, run_many
 from .scripts import (
     CheckArgs,
     CreateArgs,
+    EndOthersArgs,
     EndSessionsArgs,
+    ReauthArgs,
     RevokeAllArgs,
     RevokeArgs,
     RotateArgs,
@@ -60,6 +62,10 @@ EVICTION_WARNING = (
 MAX_EVICTIONS_PER_LOGIN = 100
 #: How many sessions the session list shows when there is no cap.
 UNCAPPED_LIST_LIMIT = 100
+#: How long the session that ``end_others`` kept still accepts the stamp it had: a reissue
+#: of it under way at the change (the user loaded before it) must not end it. Only that
+#: session, which lives on anyway, so no longer than a slow request is needed.
+STAMP_HANDOVER_SECONDS = 30
 
 
 def hash_tag(kind: str, value: str) -> str:
@@ -105,8 +111,11 @@ class SessionInfo:
         }
 
 
-#: What lua/rotate.lua decided; flows.reissue maps each to an answer.
-RotationOutcome = Literal["rotated", "replayed", "reused", "revoked", "expired", "unknown"]
+#: What lua/rotate.lua (or lua/reauth.lua) decided; flows.reissue maps each to an answer.
+#: ``credentials_changed``: the user's security stamp changed, and the session ended.
+RotationOutcome = Literal[
+    "rotated", "replayed", "reused", "credentials_changed", "revoked", "expired", "unknown"
+]
 ROTATION_OUTCOMES: frozenset[str] = frozenset(get_args(RotationOutcome))
 
 
@@ -116,6 +125,15 @@ class Rotation:
 
     outcome: RotationOutcome
     grant: Grant | None = None
+
+
+@dataclass(frozen=True)
+class EndedOthers:
+    """What ending a user's other sessions did: whether the session to keep was alive (and
+    now carries the new stamp), and how many sessions ended."""
+
+    kept: bool
+    ended: int
 
 
 @dataclass(frozen=True)
@@ -246,10 +264,12 @@ class SessionStore:
         client: ClientInfo,
         *,
         amr: Sequence[str] = (),
+        stamp: str = "",
         also: Sequence[ScriptCall] = (),
     ) -> Created:
         """Store a new session (times from Redis), ending the oldest ones beyond the cap.
 
+        ``stamp``: the digest of the user's security stamp ('' when the app keeps none).
         ``also``: independent calls to send in the same round trip (the login throttle's
         release); an error in any of them fails the whole call.
         """
@@ -269,6 +289,7 @@ class SessionStore:
             evict_max=MAX_EVICTIONS_PER_LOGIN,
             channel=self.channel,
             amr=",".join(amr),
+            stamp=stamp,
         ).call()
         try:
             reply = _text(run_many(self.client, [call, *also])[0])
@@ -302,8 +323,14 @@ class SessionStore:
         access_template: str,
         refresh_template: str,
         client: ClientInfo,
+        *,
+        stamps: Sequence[str] = (),
     ) -> Rotation:
-        """Apply the reissue rule (lua/rotate.lua) to a verified, bound token pair."""
+        """Apply the reissue rule (lua/rotate.lua) to a verified, bound token pair.
+
+        ``stamps``: the user's security stamp digests, under the current secret first; a
+        session that recorded another stamp ends (``credentials_changed``).
+        """
         call = RotateArgs(
             session=self.session_key(user_id, sid),
             index=self.index_key(user_id),
@@ -322,13 +349,61 @@ class SessionStore:
             user_agent=client.user_agent,
             presented_gen=presented_gen,
             channel=self.channel,
+            stamps=",".join(stamps),
         )
-        reply = _text(self._run(call))
+        rotation = self._rotation(_text(self._run(call)), "rotate")
+        if rotation.outcome in ("reused", "credentials_changed"):
+            self.on_ended(user_id, (sid,))
+        return rotation
+
+    def reauthenticate(
+        self,
+        user_id: str,
+        sid: str,
+        new_refresh_jti: str,
+        access_template: str,
+        refresh_template: str,
+        client: ClientInfo,
+        *,
+        amr: Sequence[str],
+        stamp: str = "",
+        also: Sequence[ScriptCall] = (),
+    ) -> Rotation:
+        """Rotate a live session whose user proved who they are again (lua/reauth.lua):
+        its ``auth_time`` becomes now, its methods ``amr``, its stamp ``stamp``.
+
+        ``also``: calls to send in the same round trip (the throttle's release), as for
+        ``create``.
+        """
+        call = ReauthArgs(
+            session=self.session_key(user_id, sid),
+            index=self.index_key(user_id),
+            replay=self.replay_key(user_id, sid),
+            uid=user_id,
+            sid=sid,
+            new_jti=new_refresh_jti,
+            at_template=access_template,
+            rt_template=refresh_template,
+            access_ttl=self._access_ttl,
+            idle_ttl=self._idle_ttl,
+            grace_us=self._grace_us,
+            margin=self._margin,
+            ip=client.ip,
+            user_agent=client.user_agent,
+            amr=",".join(amr),
+            stamp=stamp,
+        ).call()
+        try:
+            reply = _text(run_many(self.client, [call, *also])[0])
+        except STORE_ERRORS as exc:
+            raise self.health.failed(exc) from None
+        self._first_contact()
+        return self._rotation(reply, "reauth")
+
+    def _rotation(self, reply: list[str], script: str) -> Rotation:
         outcome = reply[0]
         if outcome not in ROTATION_OUTCOMES:
-            raise self.health.failed(ResponseError(f"rotate answered {outcome!r}"))
-        if outcome == "reused":
-            self.on_ended(user_id, (sid,))
+            raise self.health.failed(ResponseError(f"{script} answered {outcome!r}"))
         if outcome in ("rotated", "replayed"):
             issued_at, access_exp, refresh_exp, gen = map(int, reply[1:5])
             grant = Grant(
@@ -383,6 +458,29 @@ class SessionStore:
         if len(reply) > 1:  # the index held sessions: they ended
             self.on_ended(user_id, None)
         self._tidy(user_id, reply[1:], "logout_all")
+
+    def end_others(self, user_id: str, keep: str | None, stamp: str, reason: str) -> EndedOthers:
+        """End every session of a user but ``keep`` (None: all of them), and give ``keep``
+        the new security stamp digest ``stamp``, in one script; a second call shrinks the
+        ended sessions' keys to markers."""
+        call = EndOthersArgs(
+            index=self.index_key(user_id),
+            uid=user_id,
+            keep=keep or "",
+            stamp=stamp,
+            limit=MAX_SESSIONS_CAP,
+            channel=self.channel,
+            handover_us=STAMP_HANDOVER_SECONDS * 1_000_000,
+            declared=self._session_keys(user_id, [keep] if keep else []),
+        )
+        reply = _text(self._run(call))
+        kept, ended, named = reply[0] == "1", int(reply[1]), reply[2:]
+        if ended:
+            # More than were named: announced as all of the user's (the kept one is then
+            # read again, and found alive).
+            self.on_ended(user_id, named if len(named) == ended else None)
+        self._tidy(user_id, named, reason)
+        return EndedOthers(kept, ended)
 
     def is_live(self, user_id: str, sid: str) -> bool:
         """Strict mode's check: one read-only script, no writes."""

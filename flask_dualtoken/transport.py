@@ -8,6 +8,9 @@ use the cookies directly). (``Settings`` derives what the setting allows: ``head
 ``access_from_cookie``. ``cookies.CookieJar`` is the cookies' mechanics: their names and
 attributes, reading the Cookie header, the CSRF proof.)
 
+A re-authentication (a protected request answered with a new pair) is answered where the
+client keeps its refresh token (``renewal_in_cookies``).
+
 - ``"headers"``: a login is answered with both tokens in its JSON body. A protected
   request sends ``Authorization: Bearer <AT>``. Reissue and logout send the AT the same
   way (or as ``access_token`` in the JSON body) and the RT as ``refresh_token`` in it.
@@ -178,6 +181,19 @@ def login_in_cookies() -> bool:
     if not settings.transport_per_request:
         return not settings.headers_enabled
     return request.headers.get(TRANSPORT_HEADER, "").strip().lower() == "cookies"
+
+
+def renewal_in_cookies() -> bool:
+    """Whether a protected request answered with a new pair (re-authentication) gets it
+    in cookies, where its refresh token is kept: always in "cookies", never in "headers";
+    in "both" when its access token came in the access cookie, or, for a page that holds
+    the access token itself (``DUALTOKEN_ACCESS_COOKIE`` False), when a browser sent it."""
+    settings = get_state().settings
+    if not settings.transport_per_request:
+        return not settings.headers_enabled
+    if bearer_token() is None:  # the access token was the cookie's
+        return True
+    return not settings.access_cookie and from_browser()
 
 
 def from_browser() -> bool:

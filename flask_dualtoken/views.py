@@ -10,12 +10,12 @@ from flask import Blueprint, Response, jsonify, request
 
 from . import flows, transport
 from .context import UNSAFE_CHARS, get_request_token, request_client
-from .decorators import jwt_required
+from .decorators import jwt_required, require_recent_login
 from .errors import InvalidRequest, MethodRefused, RouteNotFound, SessionNotFound
 from .limits import MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS
 from .openapi import openapi_document
 from .state import get_state
-from .tokens import is_token_id
+from .tokens import AccessToken, is_token_id
 
 blueprint = Blueprint("dualtoken", __name__)
 
@@ -33,16 +33,17 @@ def _route(rule: str, method: str) -> Callable[[_View], _View]:
 
 @_route("/login", "POST")
 def login() -> Response:
-    body = transport.json_body()
-    username = transport.text_field(body, "username", MAX_USERNAME_CHARS)
-    password = transport.text_field(body, "password", MAX_PASSWORD_CHARS)
-    if not username or password is None:
-        raise InvalidRequest('Send JSON {"username": ..., "password": ...}.')
-    if UNSAFE_CHARS.search(username):
-        # Usernames reach logs and signal receivers: no control, line or bidi characters.
-        raise InvalidRequest("'username' must not contain control characters.")
+    username, password = _credentials()
     pair = flows.login(get_state(), username, password, request_client())
     return transport.pair_response(pair, transport.login_in_cookies())
+
+
+@_route("/reauth", "POST")
+@jwt_required
+def reauth() -> Response:
+    username, password = _credentials()
+    pair = flows.reauthenticate(get_state(), _token(), username, password, request_client())
+    return transport.pair_response(pair, transport.renewal_in_cookies())
 
 
 @_route("/reissue", "POST")
@@ -74,6 +75,7 @@ def logout() -> Response:
 @_route("/logout-all", "POST")
 @jwt_required
 def logout_all() -> Response:
+    _admin_fresh()
     user_id, sid = _caller()
     flows.revoke_all(get_state(), user_id, request_client(), caller=sid)
     # A browser that called this with its cookies is logged out too: drop them.
@@ -96,6 +98,8 @@ def revoke_session(sid: str) -> Response:
     # The key is built from the caller's own user id: another user's sid is simply not
     # found, so the answer cannot tell "someone else's" from "no such session".
     user_id, current = _caller()
+    if sid != current:  # ending one's own session is a logout, and needs no fresh login
+        _admin_fresh()
     if not is_token_id(sid) or not flows.revoke(
         get_state(), user_id, sid, "revoked", request_client(), caller=current
     ):
@@ -120,11 +124,38 @@ def _no_content(*, deleting_cookies: bool = False) -> Response:
     return response
 
 
-def _caller() -> tuple[str, str]:
-    """The user id and session id of this request's verified access token."""
+def _credentials() -> tuple[str, str]:
+    """The username and password of a login or re-authentication body."""
+    body = transport.json_body()
+    username = transport.text_field(body, "username", MAX_USERNAME_CHARS)
+    password = transport.text_field(body, "password", MAX_PASSWORD_CHARS)
+    if not username or password is None:
+        raise InvalidRequest('Send JSON {"username": ..., "password": ...}.')
+    if UNSAFE_CHARS.search(username):
+        # Usernames reach logs and signal receivers: no control, line or bidi characters.
+        raise InvalidRequest("'username' must not contain control characters.")
+    return username, password
+
+
+def _token() -> AccessToken:
+    """This request's verified access token."""
     token = get_request_token()
     assert token is not None  # guaranteed by @jwt_required
+    return token
+
+
+def _caller() -> tuple[str, str]:
+    """The user id and session id of this request's verified access token."""
+    token = _token()
     return token.sub, token.sid
+
+
+def _admin_fresh() -> None:
+    """Ending other sessions may need a recent login (DUALTOKEN_SESSION_ADMIN_FRESH;
+    OWASP ASVS 5.0 7.5.2): the same 401 as ``@jwt_required(fresh=...)``."""
+    max_age = get_state().settings.session_admin_fresh
+    if max_age:
+        require_recent_login(_token(), max_age)
 
 
 # Flask answers a wrong method with an HTML 405 before any blueprint handler could run,

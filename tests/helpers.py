@@ -129,6 +129,15 @@ class Api:
             json={"refresh_token": pair["refresh_token"]},
         )
 
+    def reauth(
+        self, pair: dict[str, Any], username: str = "alice", password: str = "correct horse"
+    ) -> Response:
+        return self.client.post(
+            "/auth/reauth",
+            headers=bearer(pair["access_token"]),
+            json={"username": username, "password": password},
+        )
+
     def logout(self, pair: dict[str, Any]) -> Response:
         return self.client.post(
             "/auth/logout",

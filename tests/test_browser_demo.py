@@ -48,9 +48,13 @@ FLAGS = [
 @pytest.fixture
 def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
     """A fresh app (store and database) per test, so each starts with no session; a test
-    parametrized indirectly on ``served`` gives its own access token lifetime."""
-    access_seconds = getattr(request, "param", ACCESS_SECONDS)
-    with serve_example(tmp_path, FLASK_DUALTOKEN_ACCESS_EXPIRES=str(access_seconds)) as served:
+    parametrized indirectly on ``served`` gives its own access token lifetime, or a dict
+    of settings (``FLASK_DUALTOKEN_*`` variables)."""
+    param = getattr(request, "param", ACCESS_SECONDS)
+    settings = dict(param) if isinstance(param, dict) else {"ACCESS_EXPIRES": str(param)}
+    settings.setdefault("ACCESS_EXPIRES", str(ACCESS_SECONDS))
+    env = {f"FLASK_DUALTOKEN_{key}": value for key, value in settings.items()}
+    with serve_example(tmp_path, **env) as served:
         yield served
 
 
@@ -327,3 +331,62 @@ def test_roles_and_wrong_passwords_show_as_errors(devices: Any) -> None:
     page = device.login("bob", "bob-password")
     page.click("#call-admin")
     expect_logged(page, "GET /admin: 403 insufficient_role")
+
+
+# -- sensitive actions -----------------------------------------------------------------------
+
+
+def test_the_page_shows_when_the_user_last_proved_who_they_are(devices: Any) -> None:
+    page = devices().login()
+    shown = page.locator("#auth-time")
+    expect(shown).to_contain_text(" ago)")
+    assert re.fullmatch(r"\S.* \((\d+ seconds?) ago\)", shown.inner_text()), shown.inner_text()
+    assert '"auth_time":' in page.locator("#me").inner_text()
+
+
+def test_a_password_change_keeps_this_browser_and_signs_out_the_others(devices: Any) -> None:
+    laptop, phone = devices(), devices()
+    laptop_page = laptop.login()
+    phone_page = phone.login()
+    laptop_page.fill("#new-password", "a-new-password")
+    laptop_page.click("#change-password")
+    expect_logged(laptop_page, "password changed; every other session has ended")
+    expect(laptop_page.locator("#sessions tr")).to_have_count(1)
+    # The phone finds out at its next reissue, at the latest one access token later.
+    expect(phone_page.locator("#logged-out")).to_be_visible(timeout=4 * ACCESS_SECONDS * 1000)
+    assert "reissue refused: 401 session_revoked" in log_of(phone_page)
+    before = reissues(laptop_page)
+    wait_for_reissues(laptop_page, before + 1)  # the laptop carries on
+    expect(laptop_page.locator("#logged-in")).to_be_visible()
+    # The old password is gone, the new one works.
+    again = devices().open()
+    again.fill("#password", "alice-password")
+    again.click("#login")
+    expect_logged(again, "login refused: invalid_credentials")
+    devices().login(password="a-new-password")
+
+
+@pytest.mark.parametrize("served", [{"FRESH_MAX_AGE": "2"}], indirect=True)
+def test_an_old_login_must_reauthenticate_before_changing_the_password(devices: Any) -> None:
+    page = devices().login()
+    expect(page.locator("#auth-time")).to_contain_text(" ago)")
+    logged_in_at = page.locator("#auth-time").inner_text().split(" (")[0]
+    page.wait_for_timeout(2600)  # older than DUALTOKEN_FRESH_MAX_AGE
+    page.fill("#new-password", "a-new-password")
+    page.click("#change-password")
+    expect_logged(
+        page, "password change refused: insufficient_user_authentication: re-authenticate first"
+    )
+    page.fill("#reauth-password", "wrong")
+    page.click("#reauth")
+    expect_logged(page, "re-authentication refused: invalid_credentials")
+    page.fill("#reauth-password", "alice-password")
+    page.click("#reauth")
+    expect_logged(page, "re-authenticated: new access token for 3 seconds")
+    expect(page.locator("#auth-time")).not_to_contain_text(logged_in_at)
+    assert page.locator("#reauth-password").input_value() == ""
+    page.click("#change-password")
+    expect_logged(page, "password changed; every other session has ended")
+    expect(page.locator("#sessions tr")).to_have_count(1)
+    wait_for_reissues(page, reissues(page) + 1)  # the same session, rotating on
+    expect(page.locator("#logged-in")).to_be_visible()

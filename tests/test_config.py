@@ -45,6 +45,7 @@ def test_defaults_match_the_documented_table() -> None:
     assert settings.key_prefix == "dualtoken"
     assert settings.issuer is None and settings.audience is None
     assert settings.leeway == 0
+    assert settings.session_admin_fresh == 0  # off
 
 
 def test_the_table_and_the_settings_fields_match_one_to_one() -> None:
@@ -80,6 +81,7 @@ def _samples() -> dict[str, tuple[Any, Any]]:
         "DUALTOKEN_AUDIENCE": ("api", "api"),
         "DUALTOKEN_LEEWAY": (300, 300),
         "DUALTOKEN_FRESH_MAX_AGE": (timedelta(minutes=10), 600),
+        "DUALTOKEN_SESSION_ADMIN_FRESH": (timedelta(minutes=5), 300),
         "DUALTOKEN_REVOCATION": ("strict", "strict"),
         "DUALTOKEN_REVOCATION_HEARTBEAT": (timedelta(milliseconds=50), 0.05),
         "DUALTOKEN_LOGIN_MAX_ATTEMPTS": (0, 0),
@@ -181,6 +183,8 @@ def test_flask_secret_key_is_the_fallback() -> None:
         ("DUALTOKEN_AUDIENCE", ["a"]),
         ("DUALTOKEN_LEEWAY", 301),
         ("DUALTOKEN_LEEWAY", -1),
+        ("DUALTOKEN_SESSION_ADMIN_FRESH", -60),
+        ("DUALTOKEN_SESSION_ADMIN_FRESH", "300"),
         ("DUALTOKEN_ACCES_EXPIRES", 900),
     ],
 )

@@ -28,7 +28,15 @@ def test_every_error_code_and_route_is_in_the_reference() -> None:
     for code in ERROR_CODES:
         assert f"`{code}`" in errors, code
     routes = reference.routes_table(DUALTOKEN_TOKEN_LOCATION="both")
-    for route in ("login", "reissue", "logout", "logout-all", "sessions", "sessions/{sid}"):
+    for route in (
+        "login",
+        "reauth",
+        "reissue",
+        "logout",
+        "logout-all",
+        "sessions",
+        "sessions/{sid}",
+    ):
         assert f"/auth/{route}` |" in routes, route
 
 

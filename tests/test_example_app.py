@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import redis
 import time_machine
@@ -42,6 +43,11 @@ def example(make_example: Callable[..., Flask], capsys: pytest.CaptureFixture[st
     return app
 
 
+def claims(token: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return decoded
+
+
 def login(client: Any, username: str, password: str) -> dict[str, Any]:
     response = client.post("/auth/login", json={"username": username, "password": password})
     assert response.status_code == 200, response.json
@@ -54,7 +60,12 @@ def test_the_readme_walkthrough(example: Flask) -> None:
     with time_machine.travel(time.time(), tick=True) as clock:
         pair = login(client, "alice", "alice-password")
         me = client.get("/me", headers=bearer(pair["access_token"]))
-        assert me.json == {"id": 1, "username": "alice", "role": "admin"}
+        assert me.json == {
+            "id": 1,
+            "username": "alice",
+            "role": "admin",
+            "auth_time": claims(pair["access_token"])["iat"],
+        }
         clock.shift(901)  # wait out the access token
         assert client.get("/me", headers=bearer(pair["access_token"])).json["error"] == (
             "token_expired"
@@ -244,3 +255,117 @@ def test_the_example_serves_header_clients_and_browsers_side_by_side(example: Fl
     )
     assert "refresh_token" not in response.json
     assert browser.get("/me").json["username"] == "alice"
+
+
+# -- sensitive actions: re-authentication and the password change ----------------------------
+
+
+def reissue(client: Any, pair: dict[str, Any]) -> Any:
+    return client.post(
+        "/auth/reissue",
+        headers=bearer(pair["access_token"]),
+        json={"refresh_token": pair["refresh_token"]},
+    )
+
+
+def change_password(client: Any, pair: dict[str, Any], **body: Any) -> Any:
+    return client.post("/account/password", headers=bearer(pair["access_token"]), json=body)
+
+
+def test_a_password_change_needs_a_fresh_login_and_ends_every_other_session(
+    example: Flask,
+) -> None:
+    client = example.test_client()
+    with time_machine.travel(time.time(), tick=True) as clock:
+        laptop = login(client, "alice", "alice-password")
+        phone = login(client, "alice", "alice-password")
+        bob = login(client, "bob", "bob-password")
+        clock.shift(301)  # past DUALTOKEN_FRESH_MAX_AGE (and the 60 s access token)
+        laptop, phone = reissue(client, laptop).json, reissue(client, phone).json
+        refused = change_password(client, laptop, new_password="a-new-password")
+        assert refused.status_code == 401
+        assert refused.json["error"] == "insufficient_user_authentication"
+        assert refused.headers["WWW-Authenticate"].endswith('max_age="300"')
+        reauth = client.post(
+            "/auth/reauth",
+            headers=bearer(laptop["access_token"]),
+            json={"username": "alice", "password": "alice-password"},
+        )
+        assert reauth.status_code == 200
+        laptop = reauth.json
+        me = client.get("/me", headers=bearer(laptop["access_token"])).json
+        assert me["auth_time"] == claims(laptop["access_token"])["iat"]
+        changed = change_password(client, laptop, new_password="a-new-password")
+        assert changed.status_code == 200, changed.json
+        assert changed.json["this_session_kept"] is True
+        # The phone is signed out at once; the laptop carries on; bob is untouched.
+        assert client.get("/me", headers=bearer(phone["access_token"])).json["error"] == (
+            "session_revoked"
+        )
+        assert reissue(client, phone).json["error"] == "session_revoked"
+        assert client.get("/me", headers=bearer(laptop["access_token"])).status_code == 200
+        assert reissue(client, laptop).status_code == 200
+        assert reissue(client, bob).status_code == 200
+        old = {"username": "alice", "password": "alice-password"}
+        assert client.post("/auth/login", json=old).status_code == 401
+        login(client, "alice", "a-new-password")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"json": {}},
+        {"json": {"new_password": "short"}},
+        {"json": {"new_password": 12345678}},
+        {"json": {"new_password": "x" * 1025}},
+        {"json": {"new_password": "\ud800-long-enough"}},
+        {"json": ["a-new-password"]},
+        {"data": "new_password=a-new-password"},
+        {"data": "[" * 5000 + "]" * 5000, "content_type": "application/json"},
+    ],
+)
+def test_a_bad_new_password_is_a_json_400_and_changes_nothing(
+    example: Flask, kwargs: dict[str, Any]
+) -> None:
+    client = example.test_client()
+    pair = login(client, "bob", "bob-password")
+    other = login(client, "bob", "bob-password")
+    response = client.post("/account/password", headers=bearer(pair["access_token"]), **kwargs)
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_request"
+    assert reissue(client, other).status_code == 200
+    login(client, "bob", "bob-password")
+
+
+def test_a_browser_changing_its_password_must_send_the_csrf_header(example: Flask) -> None:
+    browser = example.test_client()
+    response = browser.post(
+        "/auth/login",
+        json={"username": "bob", "password": "bob-password"},
+        headers={"X-Token-Transport": "cookies"},
+    )
+    assert response.status_code == 200
+    body = {"new_password": "a-new-password"}
+    refused = browser.post("/account/password", json=body)
+    assert refused.status_code == 403
+    assert refused.json["error"] == "csrf_failed"
+    csrf = browser.get_cookie("__Host-dualtoken_csrf")
+    assert csrf is not None
+    done = browser.post("/account/password", json=body, headers={"X-CSRF-Token": csrf.value})
+    assert done.status_code == 200
+    assert browser.get("/me").status_code == 200
+
+
+def test_a_password_changed_elsewhere_ends_sessions_at_their_next_reissue(
+    example: Flask,
+) -> None:
+    """The security stamp: a change the library was not told of (another tool, a reset by
+    hand) still ends the sessions started with the old password."""
+    client = example.test_client()
+    pair = login(client, "bob", "bob-password")
+    with example.app_context():
+        db.session.get(User, 2).set_password("set-by-an-admin")
+        db.session.commit()
+    response = reissue(client, pair)
+    assert response.status_code == 401
+    assert response.json["error"] == "session_revoked"

@@ -22,6 +22,7 @@ def test_the_description_covers_every_route_and_error_code(app: Flask) -> None:
     assert document["openapi"] == "3.1.0"
     assert set(document["paths"]) == {
         "/auth/login",
+        "/auth/reauth",
         "/auth/reissue",
         "/auth/logout",
         "/auth/logout-all",

@@ -140,3 +140,24 @@ def test_every_flow_touches_only_declared_keys(guarded: None, users: Users) -> N
     assert throttled.status_code == 429
     strict = Api(build_app(client, users, DUALTOKEN_REVOCATION="strict"))
     assert strict.get_json("/me", strict.login("bob"))["id"] == 2
+
+
+def test_reauth_stamps_and_credential_changes_touch_only_declared_keys(
+    guarded: None, users: Users
+) -> None:
+    client = fakeredis.FakeRedis()
+    app = build_app(client, users)
+    dualtoken = app.extensions["dualtoken_object"]
+    dualtoken.security_stamp_loader(lambda user: user.password_hash)
+    api = Api(app)
+    current, other, third = api.login(), api.login(), api.login()
+    reauthed = api.reauth(current)
+    assert reauthed.status_code == 200
+    assert api.reissue(current).json == reauthed.json  # replayed within grace
+    with app.app_context():
+        assert dualtoken.credentials_changed(users.by_id["1"], keep_session=sid_of(third))
+    assert api.reissue(other).json["error"] == "session_revoked"  # type: ignore[index]
+    users.by_id["1"].password_hash = "changed"
+    assert api.reissue(third).json["error"] == "session_revoked"  # type: ignore[index]
+    with app.app_context():
+        assert not dualtoken.credentials_changed(users.by_id["1"])

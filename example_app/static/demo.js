@@ -5,6 +5,11 @@
 // shares with its other tabs through localStorage (not a secret). When the access token
 // runs out, the page calls reissue; two tabs doing so at the same moment both get the same
 // new pair (the server's grace window), so both stay signed in.
+//
+// Sensitive actions: the page shows when the user last proved who they are (the access
+// token's auth_time, from /me), re-authenticates with the password (POST /auth/reauth: a
+// new pair for the same session), and changes the password, which the server allows only
+// after a recent login and which ends every other session of the user.
 "use strict";
 
 (() => {
@@ -20,6 +25,7 @@
   let reissues = 0;
   let nextTry = 0; // no more than one automatic attempt every 2 s (say, while Redis is down)
   let listing = 0; // the latest session list asked for; an answer to an older one is dropped
+  let authTime = null; // when the user last proved who they are (Unix seconds), from /me
 
   const UNITS = [
     ["day", 86400],
@@ -74,18 +80,45 @@
     }
   }
 
-  // fetch with the cookies, the CSRF header on state-changing requests, and one reissue
-  // and retry when the access token is missing (its cookie ran out) or expired.
-  async function call(method, path, retry = true) {
+  // fetch with the cookies, the CSRF header on state-changing requests, a JSON body if
+  // given, and one reissue and retry when the access token is missing (its cookie ran
+  // out) or expired.
+  async function call(method, path, { retry = true, json } = {}) {
     const headers = method === "GET" ? {} : { [CSRF_HEADER]: csrfToken() };
-    const response = await fetch(path, { method, headers, credentials: "same-origin" });
+    const options = { method, headers, credentials: "same-origin" };
+    if (json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(json);
+    }
+    const response = await fetch(path, options);
     if (response.status === 401 && retry) {
       const body = await jsonOf(response.clone());
       if (["token_missing", "token_expired"].includes(body.error) && csrfToken()) {
-        if (await reissue(`${path} answered ${body.error}`)) return call(method, path, false);
+        if (await reissue(`${path} answered ${body.error}`)) {
+          return call(method, path, { retry: false, json });
+        }
       }
     }
     return response;
+  }
+
+  // "10:32:15 (2 minutes ago)": when the user last proved who they are.
+  function showAuthTime() {
+    if (authTime === null) {
+      $("auth-time").textContent = "-";
+      return;
+    }
+    const ago = Math.max(0, Math.floor(Date.now() / 1000 - authTime));
+    const at = new Date(authTime * 1000).toLocaleTimeString();
+    $("auth-time").textContent = `${at} (${duration(ago)} ago)`;
+  }
+
+  // A refusal's error code, and when to retry if the server said (Retry-After is seconds
+  // here; an HTTP date, the header's other form, shows as is).
+  function refusal(response, body) {
+    const wait = response.headers.get("Retry-After");
+    const after = wait && /^\d+$/.test(wait) ? duration(wait) : wait;
+    return `${body.error}${after ? `, retry in ${after}` : ""}`;
   }
 
   function reissue(reason) {
@@ -135,6 +168,7 @@
     const left = Math.max(0, (expiresAt - Date.now()) / 1000);
     $("expires-in").textContent = String(Math.ceil(left));
     $("expiry-bar").value = left / lifetime;
+    if (signedIn) showAuthTime();
     if (signedIn && left === 0 && reissuing === null && Date.now() >= nextTry) {
       nextTry = Date.now() + 2000;
       reissue("access token expired");
@@ -150,13 +184,15 @@
     }
     $("me").textContent = JSON.stringify(body, null, 2);
     $("who").textContent = body.username;
+    authTime = typeof body.auth_time === "number" ? body.auth_time : null;
+    showAuthTime();
     log(`GET /me: ${body.username} (${body.role})`);
     return true;
   }
 
   async function showSessions(retry = true) {
     const ticket = ++listing;
-    const response = await call("GET", `${PREFIX}/sessions`, retry);
+    const response = await call("GET", `${PREFIX}/sessions`, { retry });
     if (!response.ok) return;
     const { sessions } = await response.json();
     if (ticket !== listing || !signedIn) return; // a newer list is coming, or signed out
@@ -213,6 +249,8 @@
     $("logged-out").hidden = false;
     $("who").textContent = "";
     $("sessions").replaceChildren();
+    authTime = null;
+    showAuthTime();
     log(`signed out: ${reason}`);
   }
 
@@ -226,16 +264,49 @@
     });
     const body = await jsonOf(response);
     if (!response.ok) {
-      const wait = response.headers.get("Retry-After");
-      // Retry-After is seconds here; an HTTP date (the header's other form) shows as is.
-      const after = wait && /^\d+$/.test(wait) ? duration(wait) : wait;
-      log(`login refused: ${body.error}${after ? `, retry in ${after}` : ""}`, true);
+      log(`login refused: ${refusal(response, body)}`, true);
       return;
     }
     remember(body);
     const access = duration(body.expires_in);
     log(`logged in: access token for ${access}, session for ${duration(body.refresh_expires_in)}`);
     await showSignedIn();
+  }
+
+  // Prove who you are again: a new pair for this same session, its auth_time now.
+  async function reauthenticate(event) {
+    event.preventDefault();
+    const password = $("reauth-password").value;
+    const response = await call("POST", `${PREFIX}/reauth`, {
+      json: { username: $("who").textContent, password },
+    });
+    const body = await jsonOf(response);
+    $("reauth-password").value = "";
+    if (!response.ok) {
+      log(`re-authentication refused: ${refusal(response, body)}`, true);
+      if (body.error === "session_revoked") showSignedOut("session ended (session_revoked)");
+      return;
+    }
+    remember(body);
+    log(`re-authenticated: new access token for ${duration(body.expires_in)}`);
+    await showMe();
+  }
+
+  async function changePassword(event) {
+    event.preventDefault();
+    const response = await call("POST", "/account/password", {
+      json: { new_password: $("new-password").value },
+    });
+    const body = await jsonOf(response);
+    if (!response.ok) {
+      const hint =
+        body.error === "insufficient_user_authentication" ? ": re-authenticate first" : "";
+      log(`password change refused: ${body.error}${hint}`, true);
+      return;
+    }
+    $("new-password").value = "";
+    log("password changed; every other session has ended");
+    await showSessions();
   }
 
   async function logout(path, what) {
@@ -254,6 +325,8 @@
     }
   });
   $("login-form").addEventListener("submit", login);
+  $("reauth-form").addEventListener("submit", reauthenticate);
+  $("password-form").addEventListener("submit", changePassword);
   $("call-me").addEventListener("click", showMe);
   $("call-admin").addEventListener("click", async () => {
     const response = await call("GET", "/admin");

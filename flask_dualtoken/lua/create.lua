@@ -2,7 +2,7 @@
 -- Arguments by name: flask_dualtoken/scripts.py, CreateArgs.
 local session, index = unpack(KEYS)
 local uid, sid, rt_jti, access_ttl, idle_ttl, max_age, margin, ip, user_agent,
-  max_sessions, evict_max, channel, amr = unpack(ARGV)
+  max_sessions, evict_max, channel, amr, stamp = unpack(ARGV)
 -- Sessions the cap ends leave the index here (which ends them); the reply names them, and
 -- store.py tidies their keys with lua/end_sessions.lua.
 local now_s, now_us = clock()
@@ -26,6 +26,8 @@ redis.call('HSET', session,
   'uid', uid, 'created', fmt(now_us), 'used', fmt(now_us), 'abs_end', fmt(abs_end),
   'gen', 0, 'cur', rt_jti, 'cur_exp', fmt(rt_exp), 'prev', '', 'rot', fmt(now_us),
   'ip', ip, 'auth', fmt(now_s), 'amr', amr)
+-- The digest of the user's security stamp, when the app keeps one (lua/rotate.lua).
+if stamp ~= '' then redis.call('HSET', session, 'stamp', stamp) end
 set_agent(session, user_agent)
 redis.call('EXPIREAT', session, fmt(rt_exp + margin))
 -- The index: drop sessions past their end, then make room under the cap by ending the

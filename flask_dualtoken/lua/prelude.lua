@@ -92,3 +92,30 @@ local function get_agent(session)
   for j = 1, n do parts[j] = redis.call('HGET', session, 'ua' .. j) or '' end
   return table.concat(parts)
 end
+
+-- Rotate a live session to a new refresh token, for a reissue (lua/rotate.lua) or a
+-- re-authentication (lua/reauth.lua): the current one becomes the predecessor, whose
+-- holder gets this very pair again within the grace window, and the pair is kept no
+-- longer than that. The new refresh token expires at min(now + idle, absolute end):
+-- rotation never extends the session's absolute lifetime. `r`: the calling script's
+-- arguments and what it read, by the names it uses; `fields`: more session fields to set
+-- in the same step. Returns the script's answer.
+local function rotate_session(session, replay, r, fields)
+  local at_exp = math.min(r.now_s + tonumber(r.access_ttl), r.abs_end)
+  local rt_exp = math.min(r.now_s + tonumber(r.idle_ttl), r.abs_end)
+  local gen = tonumber(r.gen) + 1
+  redis.call('HSET', session,
+    'gen', gen, 'prev', r.cur, 'cur', r.new_jti, 'cur_exp', fmt(rt_exp),
+    'rot', fmt(r.now_us), 'used', fmt(r.now_us), 'ip', r.ip, unpack(fields))
+  set_agent(session, r.user_agent)
+  extend_expiry(session, rt_exp + tonumber(r.margin), r.now_s)
+  -- What a replay within grace must sign again, kept only as long as the grace lasts.
+  local grace_us = tonumber(r.grace_us)
+  if grace_us > 0 then
+    redis.call('HSET', replay, 'at', r.at_template, 'rt', r.rt_template, 'iat', fmt(r.now_s),
+      'at_exp', fmt(at_exp))
+    redis.call('PEXPIREAT', replay, fmt((r.now_us + grace_us) / 1000 + 1000))
+  end
+  return {'rotated', fmt(r.now_s), fmt(at_exp), fmt(rt_exp), fmt(gen), r.at_template,
+    r.rt_template, r.auth, r.amr}
+end

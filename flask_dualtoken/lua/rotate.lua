@@ -2,11 +2,11 @@
 -- Arguments by name: flask_dualtoken/scripts.py, RotateArgs.
 local session, index, replay = unpack(KEYS)
 local uid, sid, presented_jti, new_jti, at_template, rt_template, access_ttl, idle_ttl,
-  grace_us, margin, ip, user_agent, presented_gen, channel = unpack(ARGV)
+  grace_us, margin, ip, user_agent, presented_gen, channel, stamps = unpack(ARGV)
 local now_s, now_us = clock()
 local h = redis.call('HMGET', session,
   'uid', 'revoked', 'abs_end', 'cur', 'cur_exp', 'prev', 'rot', 'gen', 'auth', 'amr',
-  'created')
+  'created', 'stamp', 'stamp_was', 'stamp_until')
 -- When the user last proved who they are, and how: carried unchanged into every pair
 -- (a session stored before these were kept: its start, and no methods).
 local auth = h[9] or (h[11] and fmt(math.floor(tonumber(h[11]) / 1000000))) or '0'
@@ -17,6 +17,31 @@ local abs_end = tonumber(h[3])
 if now_s >= abs_end then return {'expired'} end
 -- Out of the index: ended by logout-all or by the session cap.
 if not alive(index, sid, now_us) then return {'revoked', 'ended'} end
+
+-- The user's security stamp (docs/sensitive-actions.md): `stamps` are its digests under
+-- the current secret and the previous ones, comma-separated, the current one first ('' when
+-- the app keeps none). A session that recorded another one began before the user's
+-- credentials changed: it ends here, in this same step, announced as reuse is. A session
+-- that recorded none (stored before the app kept stamps) takes the current one below. The
+-- session that lua/end_others.lua kept accepts its former stamp for a moment (a reissue
+-- that loaded the user before the change), and keeps its new one.
+local current = string.match(stamps, '^[^,]*')
+local handover = false
+if stamps ~= '' and h[12] and h[12] ~= '' then
+  local known = false
+  local was = h[13] and h[14] and now_us < tonumber(h[14]) and h[13]
+  for digest in string.gmatch(stamps, '[^,]+') do
+    if digest == h[12] then known = true end
+    if digest == was then handover = true end
+  end
+  if not known and not handover then
+    revoke(session, index, replay, sid, 'credentials_changed')
+    announce(channel, sid, uid)
+    return {'credentials_changed'}
+  end
+  handover = handover and not known
+end
+
 -- This very call has run already: the client retried after losing the reply (redis-py
 -- retries once on a dropped connection). Answer what it answered; rotate nothing again.
 if h[4] == new_jti then
@@ -27,25 +52,17 @@ end
 grace_us = tonumber(grace_us)
 
 if presented_jti == h[4] then
-  -- The current refresh token: rotate. The new one expires at min(now + idle, absolute
-  -- end); rotation never extends the session's absolute lifetime.
+  -- The current refresh token: rotate (lua/prelude.lua, rotate_session), keeping the
+  -- stamp under the current secret (a digest made under a previous one is replaced).
   if now_s >= tonumber(h[5]) then return {'expired'} end
-  local at_exp = math.min(now_s + tonumber(access_ttl), abs_end)
-  local rt_exp = math.min(now_s + tonumber(idle_ttl), abs_end)
-  local gen = tonumber(h[8]) + 1
-  redis.call('HSET', session,
-    'gen', gen, 'prev', presented_jti, 'cur', new_jti, 'cur_exp', fmt(rt_exp),
-    'rot', fmt(now_us), 'used', fmt(now_us), 'ip', ip)
-  set_agent(session, user_agent)
-  extend_expiry(session, rt_exp + tonumber(margin), now_s)
-  -- What a replay within grace must sign again, kept only as long as the grace lasts.
-  if grace_us > 0 then
-    redis.call('HSET', replay, 'at', at_template, 'rt', rt_template, 'iat', fmt(now_s),
-      'at_exp', fmt(at_exp))
-    redis.call('PEXPIREAT', replay, fmt((now_us + grace_us) / 1000 + 1000))
-  end
-  return {'rotated', fmt(now_s), fmt(at_exp), fmt(rt_exp), fmt(gen), at_template, rt_template,
-    auth, amr}
+  local fields = {}
+  if current ~= '' and current ~= h[12] and not handover then fields = {'stamp', current} end
+  return rotate_session(session, replay, {
+    now_s = now_s, now_us = now_us, abs_end = abs_end, cur = h[4], gen = h[8],
+    new_jti = new_jti, at_template = at_template, rt_template = rt_template,
+    access_ttl = access_ttl, idle_ttl = idle_ttl, grace_us = grace_us, margin = margin,
+    ip = ip, user_agent = user_agent, auth = auth, amr = amr,
+  }, fields)
 end
 
 if presented_jti == h[6] and now_us < tonumber(h[7]) + grace_us then
