@@ -10,8 +10,8 @@ from typing import Any, TypeVar, overload
 
 from flask import current_app, request
 
-from . import transport
-from .context import set_request_auth
+from . import flows, transport
+from .context import request_client, set_request_auth
 from .errors import InsufficientRole, InsufficientUserAuthentication
 from .state import get_state
 from .tokens import AccessToken
@@ -107,6 +107,9 @@ def _verify(allowed: frozenset[str] | None, optional: bool, fresh: bool | int) -
 def require_recent_login(token: AccessToken, max_age: int) -> None:
     """401 ``insufficient_user_authentication``, with RFC 9470's challenge, unless the
     token's user proved who they are (``auth_time``) at most ``max_age`` seconds ago: the
-    one check behind ``fresh=`` and ``DUALTOKEN_SESSION_ADMIN_FRESH``."""
+    one check behind ``fresh=`` and ``DUALTOKEN_SESSION_ADMIN_FRESH``. With a security
+    stamp loader, the session must also hold the user's current stamp (one round trip;
+    ``flows.check_credentials``)."""
     if token.auth_time is None or time.time() - token.auth_time > max_age:
         raise InsufficientUserAuthentication(max_age)
+    flows.check_credentials(get_state(), token, request_client())

@@ -283,6 +283,26 @@ def reissue(
     raise RefreshTokenInvalid()
 
 
+def check_credentials(state: AppState, access: AccessToken, client: ClientInfo) -> None:
+    """Before a sensitive action, with a security stamp loader registered: the session
+    must still hold the user's current stamp. A recent login proves the person; a session
+    begun with a password the user no longer has must not use it to change the password
+    again (and so keep itself alive). A session that recorded another stamp ends here, as
+    at a reissue; without a loader this is nothing."""
+    if state.extension._security_stamp_loader is None:
+        return
+    user_id, sid = access.sub, access.sid
+    user = state.load_user(user_id)
+    if user is None:
+        revoke(state, user_id, sid, "user_unavailable", client)
+        raise UserUnavailable()
+    alive = state.store.check_stamp(user_id, sid, state.stamp_digests(user, user_id))
+    if alive is None:
+        _revoked(state, user_id, sid, "credentials_changed", client)
+    if not alive:
+        raise SessionRevoked()
+
+
 def reauthenticate(
     state: AppState, access: AccessToken, username: str, password: str, client: ClientInfo
 ) -> TokenPair:

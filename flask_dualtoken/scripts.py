@@ -20,6 +20,7 @@ REAUTH = LuaScript("reauth")
 REVOKE = LuaScript("revoke")
 REVOKE_ALL = LuaScript("revoke_all")
 CHECK = LuaScript("check")
+CHECK_STAMP = LuaScript("check_stamp")
 SESSIONS = LuaScript("sessions")
 END_SESSIONS = LuaScript("end_sessions")
 END_OTHERS = LuaScript("end_others")
@@ -163,6 +164,21 @@ class CheckArgs(ScriptArgs):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CheckStampArgs(ScriptArgs):
+    """A sensitive action's check of the session's security stamp (lua/check_stamp.lua)."""
+
+    SCRIPT = CHECK_STAMP
+    KEYS = ("session", "index", "replay")
+    session: str
+    index: str
+    replay: str
+    uid: str
+    sid: str
+    stamps: str
+    channel: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class SessionsArgs(ScriptArgs):
     """List a user's live sessions (lua/sessions.lua)."""
 
@@ -243,6 +259,7 @@ ALL: tuple[type[ScriptArgs], ...] = (
     RevokeArgs,
     RevokeAllArgs,
     CheckArgs,
+    CheckStampArgs,
     SessionsArgs,
     EndSessionsArgs,
     EndOthersArgs,

@@ -113,9 +113,11 @@ class AppState:
         try:
             return loader(user)
         except Exception as exc:  # an app's loader: any failure is a misconfiguration
+            # A stamp loader's message may quote the stamp (a password hash): its type only.
+            told = "" if name == "security_stamp_loader" else f": {exc}"
             raise misconfigured(
                 name,
-                f"raised {type(exc).__name__}: {exc}",
+                f"raised {type(exc).__name__}{told}",
                 f"{fix}, or register @dualtoken.{name}",
             ) from exc
 

@@ -34,6 +34,7 @@ from .errors import SessionRevoked
 from .redis_scripts import STORE_ERRORS, ScriptCall, StoreHealth, run, run_many
 from .scripts import (
     CheckArgs,
+    CheckStampArgs,
     CreateArgs,
     EndOthersArgs,
     EndSessionsArgs,
@@ -485,6 +486,25 @@ class SessionStore:
     def is_live(self, user_id: str, sid: str) -> bool:
         """Strict mode's check: one read-only script, no writes."""
         return bool(self._run(CheckArgs(index=self.index_key(user_id), sid=sid)))
+
+    def check_stamp(self, user_id: str, sid: str, stamps: Sequence[str]) -> bool | None:
+        """Whether the session is alive with the user's current security stamp
+        (lua/check_stamp.lua): True; False when it had ended; None when it recorded
+        another stamp, and ended here (``credentials_changed``)."""
+        call = CheckStampArgs(
+            session=self.session_key(user_id, sid),
+            index=self.index_key(user_id),
+            replay=self.replay_key(user_id, sid),
+            uid=user_id,
+            sid=sid,
+            stamps=",".join(stamps),
+            channel=self.channel,
+        )
+        answer = int(self._run(call))
+        if answer < 0:
+            self.on_ended(user_id, (sid,))
+            return None
+        return answer == 1
 
     def sessions(self, user_id: str, *, caller: str | None = None) -> list[SessionInfo]:
         """The user's live sessions, oldest first (to the microsecond), from the index; at

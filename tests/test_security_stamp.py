@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from helpers import SECRET, Api, Clock, User, Users, bearer, session_hash, sid_of
 
-from flask_dualtoken import DualToken, signals
+from flask_dualtoken import DualToken, jwt_required, signals
 from flask_dualtoken.keys import StampKeys
 from flask_dualtoken.state import get_state
 from flask_dualtoken.store import SessionStore
@@ -150,6 +150,64 @@ def test_the_other_processes_refuse_its_access_tokens_too(
         assert time.monotonic() < deadline, "the announcement never arrived"
         time.sleep(0.005)
     assert error_of(second.get("/me", pair["access_token"])) == "session_revoked"
+
+
+def test_a_fresh_route_ends_a_session_whose_stamp_changed_before_any_reissue(
+    app: Flask, api: Api, store: SessionStore, users: Users
+) -> None:
+    """A recent login proves the person, not that their password is still the user's: a
+    sensitive action compares the stamp too (lua/check_stamp.lua), and ends the session."""
+
+    @app.get("/sensitive")
+    @jwt_required(fresh=True)
+    def sensitive() -> dict[str, bool]:
+        return {"ok": True}
+
+    pair = api.login()
+    assert api.get("/sensitive", pair["access_token"]).status_code == 200
+    change_password(users)
+    assert api.get("/me", pair["access_token"]).status_code == 200  # no fresh login needed
+    ended: list[dict[str, Any]] = []
+    with signals.session_revoked.connected_to(lambda sender, **kw: ended.append(kw), app):
+        response = api.get("/sensitive", pair["access_token"])
+    assert response.status_code == 401
+    assert error_of(response) == "session_revoked"
+    assert [kw["reason"] for kw in ended] == ["credentials_changed"]
+    assert stored(store, pair) == {"uid": "1", "revoked": "credentials_changed"}
+    assert error_of(api.get("/me", pair["access_token"])) == "session_revoked"  # pushed
+
+
+def test_ending_another_session_checks_the_stamp_when_admin_fresh_is_on(
+    make_stamped: Callable[..., Flask], users: Users
+) -> None:
+    app = make_stamped(DUALTOKEN_SESSION_ADMIN_FRESH=300)
+    api, store = Api(app), get_state(app).store
+    pair, other = api.login(), api.login()
+    change_password(users)
+    response = api.client.delete(
+        f"/auth/sessions/{sid_of(other)}", headers=bearer(pair["access_token"])
+    )
+    assert error_of(response) == "session_revoked"
+    assert stored(store, pair)["revoked"] == "credentials_changed"
+    assert "revoked" not in stored(store, other)  # not ended by that call: it had no right
+
+
+def test_a_fresh_route_without_a_stamp_loader_makes_no_store_call(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app()
+
+    @app.get("/sensitive")
+    @jwt_required(fresh=True)
+    def sensitive() -> dict[str, bool]:
+        return {"ok": True}
+
+    api = Api(app)
+    pair = api.login()
+    calls: list[Any] = []
+    monkeypatch.setattr(get_state(app).store, "check_stamp", lambda *a: calls.append(a))
+    assert api.get("/sensitive", pair["access_token"]).status_code == 200
+    assert calls == []
 
 
 def test_a_changed_stamp_ends_a_replay_within_grace_too(api: Api, users: Users) -> None:

@@ -115,7 +115,29 @@ local function rotate_session(session, replay, r, fields)
     redis.call('HSET', replay, 'at', r.at_template, 'rt', r.rt_template, 'iat', fmt(r.now_s),
       'at_exp', fmt(at_exp))
     redis.call('PEXPIREAT', replay, fmt((r.now_us + grace_us) / 1000 + 1000))
+  else
+    -- No grace here: an earlier rotation's pair must not answer for this predecessor on
+    -- a process that still has a grace window (a rolling change of the setting).
+    redis.call('DEL', replay)
   end
   return {'rotated', fmt(r.now_s), fmt(at_exp), fmt(rt_exp), fmt(gen), r.at_template,
     r.rt_template, r.auth, r.amr}
+end
+
+-- The session's security stamp against the user's (docs/sensitive-actions.md). `stamps`:
+-- the user's digests, the current secret's first, comma-separated ('' when the app keeps
+-- none). 'changed' when the session recorded another one: it began before the user's
+-- credentials changed. 'handover' when it matches only the one lua/end_others.lua just
+-- replaced on the session it kept (a request that loaded the user before the change).
+-- Else 'same' (or no stamp on either side: a session stored before the app kept them).
+local function compare_stamp(stamps, recorded, was, was_until, now_us)
+  if stamps == '' or not recorded or recorded == '' then return 'same' end
+  local former = was and was_until and now_us < tonumber(was_until) and was
+  local handover = false
+  for digest in string.gmatch(stamps, '[^,]+') do
+    if digest == recorded then return 'same' end
+    if digest == former then handover = true end
+  end
+  if handover then return 'handover' end
+  return 'changed'
 end

@@ -18,29 +18,18 @@ if now_s >= abs_end then return {'expired'} end
 -- Out of the index: ended by logout-all or by the session cap.
 if not alive(index, sid, now_us) then return {'revoked', 'ended'} end
 
--- The user's security stamp (docs/sensitive-actions.md): `stamps` are its digests under
--- the current secret and the previous ones, comma-separated, the current one first ('' when
--- the app keeps none). A session that recorded another one began before the user's
--- credentials changed: it ends here, in this same step, announced as reuse is. A session
--- that recorded none (stored before the app kept stamps) takes the current one below. The
--- session that lua/end_others.lua kept accepts its former stamp for a moment (a reissue
--- that loaded the user before the change), and keeps its new one.
+-- The user's security stamp (lua/prelude.lua, compare_stamp): a session that recorded
+-- another one ends here, in this same step, announced as reuse is. One that recorded none
+-- takes the current one below; the session lua/end_others.lua kept accepts its former stamp
+-- for a moment, and keeps its new one.
 local current = string.match(stamps, '^[^,]*')
-local handover = false
-if stamps ~= '' and h[12] and h[12] ~= '' then
-  local known = false
-  local was = h[13] and h[14] and now_us < tonumber(h[14]) and h[13]
-  for digest in string.gmatch(stamps, '[^,]+') do
-    if digest == h[12] then known = true end
-    if digest == was then handover = true end
-  end
-  if not known and not handover then
-    revoke(session, index, replay, sid, 'credentials_changed')
-    announce(channel, sid, uid)
-    return {'credentials_changed'}
-  end
-  handover = handover and not known
+local stamp = compare_stamp(stamps, h[12], h[13], h[14], now_us)
+if stamp == 'changed' then
+  revoke(session, index, replay, sid, 'credentials_changed')
+  announce(channel, sid, uid)
+  return {'credentials_changed'}
 end
+local handover = stamp == 'handover'
 
 -- This very call has run already: the client retried after losing the reply (redis-py
 -- retries once on a dropped connection). Answer what it answered; rotate nothing again.
