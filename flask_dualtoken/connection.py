@@ -222,7 +222,7 @@ def primaries(client: RedisClient, base: str) -> list[Primary]:
     found for a slot that primary serves. Standalone and Sentinel: the one client (which
     follows a failover) and a connection to the master it reaches now."""
     if isinstance(client, redis.Redis):
-        return [Primary(client, client.connection_pool.make_connection(), base)]
+        return [Primary(client, _own_connection(client), base)]
     cluster: Any = client  # redis-py's cluster client is partly untyped
     slots: dict[str, int] = {}
     for slot, nodes in cluster.nodes_manager.slots_cache.items():
@@ -232,12 +232,20 @@ def primaries(client: RedisClient, base: str) -> list[Primary]:
         node_client: redis.Redis = cluster.get_redis_connection(node)
         slot = slots.get(node.name)
         key = None if slot is None else f"{base}{{{_tag_for_slot(slot)}}}"
-        found.append(Primary(node_client, node_client.connection_pool.make_connection(), key))
+        found.append(Primary(node_client, _own_connection(node_client), key))
     return found
 
 
 def is_cluster(client: RedisClient) -> bool:
     return not isinstance(client, redis.Redis)
+
+
+def _own_connection(client: redis.Redis) -> Any:
+    """A connection built as the client's pool builds them, but not counted by the pool:
+    each listening period takes new ones, and a pool with ``max_connections`` would run
+    out after that many gaps. Nor does it go through a client-side cache."""
+    pool: Any = client.connection_pool
+    return pool.connection_class(**dict(pool.connection_kwargs))
 
 
 def refresh_topology(client: RedisClient) -> None:

@@ -14,7 +14,7 @@ import itertools
 import logging
 import os
 import secrets
-import select
+import selectors
 import threading
 import time
 import weakref
@@ -88,7 +88,10 @@ class PushRevocation(SessionGuard):
         self._full_sweep = 0.0
         #: Announcements applied so far: a read during which this changed is not remembered.
         self._heard = 0
-        self._unreachable_until = 0.0
+        #: Per cluster slot (at most 16384; one entry off a cluster): until when reads
+        #: pause after one found Redis unreachable. Per slot, so that one primary down
+        #: does not pause the reads of sessions the others can still say are ended.
+        self._unreachable_until: dict[int, float] = {}
         self._listener: _Listener | None = None
         # Weakly: the listener holds the store, and must not keep a dropped app alive.
         forget = weakref.WeakMethod(self.forget)
@@ -119,16 +122,17 @@ class PushRevocation(SessionGuard):
         if not listener.is_alive() and not listener.stopping:
             listener = self._restart(listener)
         period, heard = listener.trusted_period(), self._heard
-        if time.monotonic() < self._unreachable_until:
+        shard = self._store.shard_of(user_id)
+        if time.monotonic() < self._unreachable_until.get(shard, 0.0):
             return  # a read just failed: "expiry" for a moment (docs/design.md, Redis down)
         try:
             alive = self._store.is_live(user_id, sid)
         except StoreUnavailable:
-            # Redis cannot be reached: no one can end a session through it either, and a
-            # partition is bounded by the token's expiry, as in "expiry" mode. Pause the
-            # reads briefly so that an unreachable host does not cost every request a
-            # connect timeout.
-            self._unreachable_until = time.monotonic() + OUTAGE_PAUSE
+            # The primary of this user's keys cannot be reached: no one can end their
+            # sessions through it either, and a partition is bounded by the token's expiry,
+            # as in "expiry" mode. Pause these reads briefly so that an unreachable host
+            # does not cost every request a connect timeout.
+            self._unreachable_until[shard] = time.monotonic() + OUTAGE_PAUSE
             return
         with self._lock:
             if not alive:  # final: nothing revives a session
@@ -384,15 +388,19 @@ class _Listener(threading.Thread):
                 conn.read_response(push_request=True)
         epoch = secrets.token_hex(8)
         ttl_ms = int(self._deadline * 5000)
-        for primary in found:
-            if primary.key is not None:
-                primary.client.set(primary.key, epoch, px=ttl_ms)
-        # On a cluster: the primaries as the nodes see them, after subscribing, so that
-        # one added from here on shows at a later beat.
         self._cluster = is_cluster(store.client)
         views: list[Any] = []
-        if self._cluster:
-            views = [cast(Any, p.client).execute_command("CLUSTER", "NODES") for p in found]
+        try:
+            for primary in found:
+                if primary.key is not None:
+                    primary.client.set(primary.key, epoch, px=ttl_ms)
+            # On a cluster: the primaries as the nodes see them, after subscribing, so that
+            # one added from here on shows at a later beat.
+            if self._cluster:
+                views = [cast(Any, p.client).execute_command("CLUSTER", "NODES") for p in found]
+        except ResponseError as exc:  # MOVED, ASK, CLUSTERDOWN: the slot map changed
+            self._refresh = True
+            raise _Gap(f"a primary refused the listener's key ({exc})") from None
         ids = self._primary_ids(found, views, None)
         if self._stopped.is_set():
             return
@@ -523,8 +531,11 @@ def _readable(conns: list[Any], timeout: float) -> list[int]:
     pending = [i for i, sock in enumerate(socks) if getattr(sock, "pending", _none)()]
     if pending:
         return pending
-    readable, _, _ = select.select(socks, [], [], timeout)
-    return [i for i, sock in enumerate(socks) if sock in readable]
+    # A selector, not select(): a busy process has descriptors past FD_SETSIZE (1024).
+    with selectors.DefaultSelector() as selector:
+        for i, sock in enumerate(socks):
+            selector.register(sock, selectors.EVENT_READ, i)
+        return [key.data for key, _ in selector.select(timeout)]
 
 
 def _none() -> int:

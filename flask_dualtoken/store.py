@@ -26,10 +26,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
+from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from .config import MAX_SESSIONS_CAP, Settings
-from .connection import MEMORY_WARNING, RedisClient
+from .connection import MEMORY_WARNING, RedisClient, is_cluster
 from .errors import SessionRevoked
 from .redis_scripts import STORE_ERRORS, ScriptCall, StoreHealth, run, run_many
 from .scripts import (
@@ -182,6 +183,13 @@ class SessionStore:
 
     def index_key(self, user_id: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:idx"
+
+    def shard_of(self, user_id: str) -> int:
+        """The cluster slot of the user's keys (one hash tag), or 0 off a cluster: where
+        an outage of one primary ends and the others' still answer."""
+        if not is_cluster(self.client):
+            return 0
+        return key_slot(self.index_key(user_id).encode("utf-8"))
 
     def replay_key(self, user_id: str, sid: str) -> str:
         return f"{self._prefix}:{user_tag(user_id)}:r:{sid}"

@@ -82,6 +82,9 @@ def test_expired_answers_are_swept_even_once_memory_was_full(
         def is_live(self, user_id: str, sid: str) -> bool:
             return False
 
+        def shard_of(self, user_id: str) -> int:
+            return 0
+
     class Listener:
         stopping = False
 
