@@ -13,13 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from functools import partial
+from types import MappingProxyType
 from typing import Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from redis import Redis
 from redis.cluster import RedisCluster
 
+from . import ed25519
 from .connection import REDIS_SCHEMES, UrlError, check_url, redact_url
+from .remote_keys import KeySetError, parse_key_set
 
 MIN_SECRET_BYTES = 32
 _GENERATE = "python -m flask_dualtoken gen-secret"
@@ -37,6 +40,9 @@ SAMESITE_VALUES: tuple[SameSite, ...] = get_args(SameSite)
 #: at its next request ("strict"), or only at its expiry ("expiry").
 Revocation = Literal["push", "strict", "expiry"]
 REVOCATION_MODES: tuple[Revocation, ...] = get_args(Revocation)
+#: How access tokens are signed: HMAC under the access key, or Ed25519 (keys.py, ed25519.py).
+AccessAlgorithm = Literal["HS256", "EdDSA"]
+ACCESS_ALGORITHMS: tuple[AccessAlgorithm, ...] = get_args(AccessAlgorithm)
 
 
 class ConfigError(RuntimeError):
@@ -76,6 +82,15 @@ class Settings:
     max_sessions: int
     #: Verify-only secrets of earlier generations, newest first.
     previous_secrets: tuple[bytes, ...]
+    #: "HS256" (only holders of the secret verify) or "EdDSA" (anyone with the JWKS does).
+    access_algorithm: AccessAlgorithm
+    #: A verify-only app's source of public keys: the issuing app's JWK Set URL...
+    jwks_url: str | None
+    #: ...or its keys, given here: Ed25519 public keys by key id (typed Any, as the
+    #: cryptography package that defines them is optional).
+    public_keys: Mapping[str, Any] | None
+    #: RFC 7662 introspection clients, {client_id: secret}; empty: no introspection route.
+    introspection_clients: Mapping[str, bytes]
     token_cache_size: int
     openapi: bool
     #: Where tokens travel: "headers" (JSON bodies and Authorization), "cookies", "both".
@@ -97,6 +112,8 @@ class Settings:
                 value = _Hidden()
             elif item.name == "previous_secrets":
                 value = tuple(_Hidden() for _ in value)
+            elif item.name == "introspection_clients":
+                value = {client_id: _Hidden() for client_id in value}
             elif item.name == "redis_url":
                 value = redact_url(value)
             elif item.name == "redis_client" and value is not None:
@@ -106,6 +123,12 @@ class Settings:
 
     # Where tokens may travel, as the settings allow it; ``transport`` holds each request
     # and answer to it (and its docstring tells the three locations side by side).
+
+    @property
+    def verify_only(self) -> bool:
+        """An app that verifies another app's EdDSA access tokens: no secret, no store, no
+        routes (DUALTOKEN_JWKS_URL or DUALTOKEN_PUBLIC_KEYS)."""
+        return self.jwks_url is not None or self.public_keys is not None
 
     @property
     def cookies_enabled(self) -> bool:
@@ -185,6 +208,72 @@ def _previous_secrets(key: str, value: Any) -> tuple[bytes, ...]:
     if not isinstance(value, (list, tuple)):
         raise ConfigError(f"{key} must be a list of secrets (newest first), got {value!r:.40}")
     return tuple(_secret(f"{key}[{i}]", item) for i, item in enumerate(value))
+
+
+def _access_algorithm(key: str, value: Any) -> AccessAlgorithm:
+    algorithm = _choice(key, value, choices=ACCESS_ALGORITHMS)
+    if algorithm == ed25519.ALGORITHM and not ed25519.available():
+        raise ConfigError(
+            f"{key} = {algorithm!r} signs access tokens with Ed25519, which needs the "
+            f"'cryptography' package: {ed25519.INSTALL_HINT}"
+        )
+    return algorithm
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def _jwks_url(key: str, value: Any) -> str | None:
+    # https only (plain http on loopback, for development and tests): whoever can change
+    # the answer decides which tokens are valid.
+    if value is None:
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if (
+        parts is None
+        or not parts.hostname
+        or parts.username is not None
+        or parts.fragment
+        or not (
+            parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
+        )
+    ):
+        raise ConfigError(
+            f"{key} must be the issuing app's key set URL, https://host/auth/jwks.json "
+            f"(http only on 127.0.0.1, ::1 or localhost); got {value!r:.80}"
+        )
+    return str(value)
+
+
+def _public_keys(key: str, value: Any) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not ed25519.available():
+        raise ConfigError(f"{key} holds Ed25519 keys, which need {ed25519.INSTALL_HINT}")
+    try:
+        return MappingProxyType(parse_key_set(value))
+    except KeySetError as exc:
+        raise ConfigError(f"{key} must be the issuing app's JWK Set: {exc}") from None
+
+
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _clients(key: str, value: Any) -> Mapping[str, bytes]:
+    # Secrets as long as ours: guessing one must be as hopeless as guessing the secret.
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{key} must be a dict {{client_id: secret}}, got {type(value).__name__}"
+        )
+    clients = {}
+    for client_id, secret in value.items():
+        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+            raise ConfigError(
+                f"{key}: client ids are 1-64 letters, digits, '_', '.' or '-'; "
+                f"got {client_id!r:.40}"
+            )
+        clients[client_id] = _secret(f"{key}[{client_id!r}]", secret)
+    return MappingProxyType(clients)
 
 
 def _flag(key: str, value: Any) -> bool:
@@ -500,6 +589,41 @@ SETTINGS: tuple[Setting, ...] = (
         _previous_secrets,
     ),
     Setting(
+        "DUALTOKEN_ACCESS_ALGORITHM",
+        "access_algorithm",
+        "HS256",
+        '`"HS256"` (HMAC under the access key: whoever verifies can also mint) or `"EdDSA"` '
+        "(Ed25519 under a key derived from the secret; other services verify with the public "
+        "keys at `{prefix}/jwks.json`; needs the `eddsa` extra). Refresh tokens stay HS256",
+        _access_algorithm,
+    ),
+    Setting(
+        "DUALTOKEN_JWKS_URL",
+        "jwks_url",
+        None,
+        "makes this app verify-only: it checks the EdDSA access tokens of the app at this "
+        "URL (its `{prefix}/jwks.json`, https) with the keys fetched from there, and holds no "
+        'secret, no store and no routes. Set `DUALTOKEN_ACCESS_ALGORITHM = "EdDSA"` too',
+        _jwks_url,
+    ),
+    Setting(
+        "DUALTOKEN_PUBLIC_KEYS",
+        "public_keys",
+        None,
+        "verify-only as with `DUALTOKEN_JWKS_URL`, with the issuing app's JWK Set given here "
+        "(a dict, the answer of its `{prefix}/jwks.json`) instead of fetched",
+        _public_keys,
+    ),
+    Setting(
+        "DUALTOKEN_INTROSPECTION_CLIENTS",
+        "introspection_clients",
+        {},
+        "`{client_id: secret}` of the services allowed to ask `POST {prefix}/introspect` "
+        "(RFC 7662) about a token, with HTTP Basic; secrets of at least 32 bytes. Empty: the "
+        "route answers 404",
+        _clients,
+    ),
+    Setting(
         "DUALTOKEN_TOKEN_CACHE_SIZE",
         "token_cache_size",
         4096,
@@ -573,10 +697,49 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
             f"{', '.join(sorted(KNOWN_KEYS))}. A typo here would silently weaken auth."
         )
     values: dict[str, Any] = {}
+    verify_only = any(config.get(k) is not None for k in _VERIFY_ONLY_KEYS)
     for setting in SETTINGS:
+        if verify_only and setting.field == "secret":
+            values["secret"] = b""  # checked below: a verify-only app holds no secret
+            continue
         value = config.get(setting.key, setting.default)
         if value is None and setting.fallback is not None:
             value = config.get(setting.fallback)
         values[setting.field] = setting.parse(setting.key, value)
-    # Checks that span several settings go here, on the parsed values (there are none yet).
-    return Settings(**values)
+    settings = Settings(**values)
+    if verify_only:
+        _check_verify_only(config, settings)
+    return settings
+
+
+_VERIFY_ONLY_KEYS = ("DUALTOKEN_JWKS_URL", "DUALTOKEN_PUBLIC_KEYS")
+
+
+def _check_verify_only(config: Mapping[str, Any], settings: Settings) -> None:
+    """A verify-only app verifies EdDSA access tokens in headers, and must not be able to
+    mint them: it holds no secret (Flask's SECRET_KEY, for its own sessions, is fine)."""
+    if settings.jwks_url is not None and settings.public_keys is not None:
+        raise ConfigError("Set DUALTOKEN_JWKS_URL or DUALTOKEN_PUBLIC_KEYS, not both.")
+    given = " and ".join(k for k in _VERIFY_ONLY_KEYS if config.get(k) is not None)
+    for key in ("DUALTOKEN_SECRET_KEY", "DUALTOKEN_PREVIOUS_SECRET_KEYS"):
+        if config.get(key):
+            raise ConfigError(
+                f"{key} is set, but {given} makes this app verify-only: it must not hold the "
+                "secret, which can mint tokens. Remove it (or the verify-only setting)."
+            )
+    if settings.access_algorithm != ed25519.ALGORITHM:
+        raise ConfigError(
+            f"{given} verifies EdDSA access tokens: set DUALTOKEN_ACCESS_ALGORITHM = 'EdDSA' "
+            "(as on the issuing app)."
+        )
+    if config.get("DUALTOKEN_REVOCATION", "expiry") != "expiry":
+        raise ConfigError(
+            f"DUALTOKEN_REVOCATION is {settings.revocation!r}, but {given} makes this app "
+            "verify-only: without the store it cannot know that a session ended, and its "
+            "access tokens are good until they expire. Set it to 'expiry' or leave it out."
+        )
+    if settings.token_location != "headers":  # noqa: S105 - a place, not a secret
+        raise ConfigError(
+            f"{given}: a verify-only app reads access tokens from the Authorization header; "
+            "set DUALTOKEN_TOKEN_LOCATION = 'headers'."
+        )

@@ -118,6 +118,18 @@ class InvalidCredentials(DualTokenError):
         return None  # a password login is not a bearer-token challenge
 
 
+class InvalidClient(DualTokenError):
+    """RFC 7662 / RFC 6749 5.2: the introspection client's credentials are wrong or absent.
+    One answer for an unknown id and a wrong secret."""
+
+    code = 401
+    error = "invalid_client"
+    description = "Client authentication failed: send HTTP Basic client_id and secret."
+
+    def www_authenticate_value(self) -> str | None:
+        return 'Basic realm="introspection", charset="UTF-8"'
+
+
 class TokenMissing(DualTokenError):
     code = 401
     error = "token_missing"
@@ -220,6 +232,15 @@ class StoreUnavailable(DualTokenError):
     error = "store_unavailable"
     description = "The session store is unavailable; try again shortly."
     extra_headers = (("Retry-After", "1"),)
+
+
+class KeysUnavailable(DualTokenError):
+    """A verify-only app has never fetched the issuing app's key set (DUALTOKEN_JWKS_URL)."""
+
+    code = 503
+    error = "keys_unavailable"
+    description = "The keys that verify access tokens are unavailable; try again shortly."
+    extra_headers = (("Retry-After", "30"),)
 
 
 def error_codes() -> list[str]:

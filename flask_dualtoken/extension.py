@@ -15,11 +15,11 @@ from .context import request_client
 from .cookies import TRANSPORT_HEADER, CookieJar
 from .keys import StampKeys
 from .redis_scripts import StoreHealth
-from .revocation import guard_for
+from .revocation import SessionGuard, guard_for
 from .state import EXTENSION_KEY, AppState, get_state, misconfigured
 from .store import SessionInfo, SessionStore
 from .throttle import LoginThrottle
-from .tokens import TokenCodec, TokenPair, is_token_id
+from .tokens import VERIFY_ONLY_REFUSAL, TokenCodec, TokenPair, is_token_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +43,15 @@ def _required(user: Any, name: str) -> Any:
 
 def _no_extra_claims(user: Any) -> Mapping[str, Any]:
     return {}
+
+
+def _issuing_state() -> AppState:
+    """The current app's state, refusing at once, before any loader runs, when the app is
+    verify-only and so cannot issue tokens or end sessions."""
+    state = get_state()
+    if state.settings.verify_only:
+        raise RuntimeError(VERIFY_ONLY_REFUSAL)
+    return state
 
 
 #: How many authentication methods ``issue(amr=...)`` takes, and what one looks like.
@@ -74,6 +83,21 @@ class DualToken:
                 "flask-dualtoken is already registered on this app; call init_app once."
             )
         settings = load_settings(app.config)
+        if settings.verify_only:
+            # Another app's access tokens, verified with its public keys: no secret, no
+            # store, no routes. An ended session is not known here: tokens live to expiry.
+            app.extensions[EXTENSION_KEY] = AppState(
+                app=app,
+                extension=self,
+                settings=settings,
+                codec=TokenCodec(settings),
+                session_store=None,
+                revocation=SessionGuard(),
+                login_throttle=None,
+                cookies=CookieJar(settings),
+                stamps=StampKeys(()),
+            )
+            return
         client = connect(settings)
         health = StoreHealth(store_address(settings))
         store = SessionStore(client, settings, health)
@@ -82,9 +106,9 @@ class DualToken:
             extension=self,
             settings=settings,
             codec=TokenCodec(settings),
-            store=store,
+            session_store=store,
             revocation=guard_for(settings, store),
-            throttle=LoginThrottle(client, settings, health),
+            login_throttle=LoginThrottle(client, settings, health),
             cookies=CookieJar(settings),
             stamps=StampKeys((settings.secret, *settings.previous_secrets)),
         )
@@ -168,18 +192,18 @@ class DualToken:
                 f"amr must be at most {MAX_AMR_VALUES} short method names such as "
                 f"['pwd', 'otp'] (letters, digits, '_', '.', '-'); got {amr!r:.80}"
             )
-        return flows.issue(get_state(), user, request_client(), amr=methods)
+        return flows.issue(_issuing_state(), user, request_client(), amr=methods)
 
     def revoke_session(self, user_id: str, session_id: str) -> bool:
         """End one session; its refresh token stops working at once. True if it was live."""
-        return flows.revoke(get_state(), user_id, session_id, "revoked", request_client())
+        return flows.revoke(_issuing_state(), user_id, session_id, "revoked", request_client())
 
     def revoke_all_sessions(self, user_id: str) -> None:
         """End every session of a user: after a password change, or to disable an account.
 
         One script, bounded by the session cap; a login after this call works.
         """
-        flows.revoke_all(get_state(), user_id, request_client())
+        flows.revoke_all(_issuing_state(), user_id, request_client())
 
     def credentials_changed(self, user: Any, *, keep_session: str | None = None) -> bool:
         """After the user's credentials changed (a new password, say): end every session
@@ -203,13 +227,13 @@ class DualToken:
                 f"keep_session must be a session id or None; got {keep_session!r:.80}"
             )
         return flows.credentials_changed(
-            get_state(), user, request_client(), keep_session=keep_session
+            _issuing_state(), user, request_client(), keep_session=keep_session
         )
 
     def set_cookies(self, response: Response, pair: TokenPair) -> dict[str, Any]:
         """Put a pair into cookie-mode cookies on ``response`` (after SSO and ``issue``,
         say); returns the JSON body a cookie login answers with (the CSRF token)."""
-        jar = get_state().cookies
+        jar = _issuing_state().cookies
         jar.write(response, pair)
         return jar.body(pair)
 
@@ -232,4 +256,4 @@ class DualToken:
 
     def list_sessions(self, user_id: str) -> list[SessionInfo]:
         """The user's live sessions, oldest first."""
-        return flows.list_sessions(get_state(), user_id)
+        return flows.list_sessions(_issuing_state(), user_id)

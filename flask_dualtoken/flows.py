@@ -22,6 +22,7 @@ from .errors import (
     RefreshTokenInvalid,
     RefreshTokenReused,
     SessionRevoked,
+    TokenInvalid,
     TokenMismatch,
     TooManyAttempts,
     UserUnavailable,
@@ -288,8 +289,9 @@ def check_credentials(state: AppState, access: AccessToken, client: ClientInfo) 
     must still hold the user's current stamp. A recent login proves the person; a session
     begun with a password the user no longer has must not use it to change the password
     again (and so keep itself alive). A session that recorded another stamp ends here, as
-    at a reissue; without a loader this is nothing."""
-    if state.extension._security_stamp_loader is None:
+    at a reissue; without a loader this is nothing, and so in a verify-only app, which
+    has no store to ask."""
+    if state.extension._security_stamp_loader is None or state.settings.verify_only:
         return
     user_id, sid = access.sub, access.sid
     user = state.load_user(user_id)
@@ -373,6 +375,24 @@ def logout(
             session_id=access.sid,
             ip=client.ip,
         )
+
+
+def revoke_token(
+    state: AppState, token: str, client: ClientInfo, *, proof: Proof | None = None
+) -> None:
+    """RFC 7009: end the session of a valid, unexpired access or refresh token; anything
+    else changes nothing, and the caller answers the same either way. ``proof``: checked
+    with the token's session id before anything changes (cookie mode's CSRF header)."""
+    try:
+        found: AccessToken | RefreshToken = state.codec.decode_access(token)
+    except TokenInvalid:
+        try:
+            found = state.codec.decode_refresh(token)
+        except TokenInvalid:
+            return
+    if proof is not None:
+        proof(found.sid)
+    revoke(state, found.sub, found.sid, "revoked", client)
 
 
 def revoke(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from . import ed25519
 from .config import Settings
 from .cookies import TRANSPORT_HEADER, CookieJar
 from .errors import error_codes
@@ -253,6 +254,90 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             }
         },
     }
+    if settings.access_algorithm == ed25519.ALGORITHM:  # with HS256 there is no such route
+        paths[f"{p}/jwks.json"] = {
+            "get": {
+                "summary": "The public keys that verify access tokens (EdDSA), one per secret, "
+                "the current one first; each key's kid is the kid header of its tokens.",
+                "operationId": "jwks",
+                "responses": {
+                    "200": {
+                        "description": "A JWK Set (RFC 7517, RFC 8037); cacheable.",
+                        "headers": {
+                            "Cache-Control": {
+                                "description": f"public, max-age={ed25519.JWKS_MAX_AGE}",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/JwkSet"}}},
+                    },
+                    "405": _COMMON["405"],
+                },
+            }
+        }
+    revoke_security: list[dict[str, list[str]]] = []
+    revoke_errors: dict[str, Any] = {}
+    if settings.introspection_clients:
+        revoke_security = [{"introspectionClient": []}]
+        revoke_errors["401"] = _error("invalid_client: wrong or missing client credentials.")
+        revoke_errors["429"] = _error("too_many_attempts: failed authentications; Retry-After.")
+    if cookies:
+        revoke_errors.update(csrf)
+    paths[f"{p}/revoke"] = {
+        "post": {
+            "summary": "RFC 7009: end the session of a valid access or refresh token; the "
+            "same 200 for any token, valid or not.",
+            "operationId": "revoke",
+            "security": revoke_security,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {"$ref": "#/components/schemas/TokenForm"}
+                    }
+                },
+            },
+            "responses": {
+                "200": {"description": "Done, or nothing to do: the answer never says which."},
+                **revoke_errors,
+                **_COMMON,
+            },
+        }
+    }
+    schemes: dict[str, Any] = {}
+    if settings.introspection_clients:  # without clients there is no such route
+        schemes["introspectionClient"] = {
+            "type": "http",
+            "scheme": "basic",
+            "description": "A client of DUALTOKEN_INTROSPECTION_CLIENTS: its id and secret.",
+        }
+        paths[f"{p}/introspect"] = {
+            "post": {
+                "summary": "RFC 7662: whether an access token is live (valid, and its session "
+                "alive), and its claims; exactly {active: false} for anything else.",
+                "operationId": "introspect",
+                "security": [{"introspectionClient": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {"$ref": "#/components/schemas/TokenForm"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The answer; not to be cached.",
+                        "content": {
+                            _JSON: {"schema": {"$ref": "#/components/schemas/Introspection"}}
+                        },
+                    },
+                    "401": _error("invalid_client: wrong or missing client credentials."),
+                    "429": _error("too_many_attempts: failed authentications; Retry-After."),
+                    **_COMMON,
+                },
+            }
+        }
     text = {"type": "string"}
     seconds = {"type": "integer", "description": "Unix time, seconds."}
     return {
@@ -268,6 +353,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 **(cookies["schemes"] if cookies else {}),
+                **schemes,
             },
             "schemas": {
                 "LoginRequest": {
@@ -356,6 +442,53 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "sessions": {
                             "type": "array",
                             "items": {"$ref": "#/components/schemas/Session"},
+                        }
+                    },
+                },
+                "TokenForm": {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {
+                        "token": {**text, "minLength": 1},
+                        "token_type_hint": {
+                            **text,
+                            "description": "RFC 7009's hint (access_token or "
+                            "refresh_token); not needed: both kinds are tried.",
+                        },
+                    },
+                },
+                "Introspection": {
+                    "type": "object",
+                    "required": ["active"],
+                    "properties": {
+                        "active": {"type": "boolean"},
+                        "sub": text,
+                        "sid": text,
+                        "role": text,
+                        "exp": seconds,
+                        "iat": seconds,
+                        "auth_time": seconds,
+                        "token_type": {"const": "access_token"},
+                    },
+                },
+                "JwkSet": {
+                    "type": "object",
+                    "required": ["keys"],
+                    "properties": {
+                        "keys": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["kty", "crv", "x", "kid", "use", "alg"],
+                                "properties": {
+                                    "kty": {"const": "OKP"},
+                                    "crv": {"const": "Ed25519"},
+                                    "x": text,
+                                    "kid": text,
+                                    "use": {"const": "sig"},
+                                    "alg": {"const": ed25519.ALGORITHM},
+                                },
+                            },
                         }
                     },
                 },

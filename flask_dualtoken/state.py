@@ -18,7 +18,7 @@ from .limits import MAX_SUBJECT_CHARS
 from .revocation import SessionGuard
 from .store import SessionStore
 from .throttle import LoginThrottle
-from .tokens import RESERVED_CLAIMS, TokenCodec
+from .tokens import RESERVED_CLAIMS, VERIFY_ONLY_REFUSAL, TokenCodec
 
 if TYPE_CHECKING:
     from .extension import DualToken
@@ -36,13 +36,27 @@ class AppState:
     extension: DualToken
     settings: Settings
     codec: TokenCodec
-    store: SessionStore
+    #: None in a verify-only app, which has no store (``store`` then says so).
+    session_store: SessionStore | None
     #: What an access token of an ended session meets (DUALTOKEN_REVOCATION).
     revocation: SessionGuard
-    throttle: LoginThrottle
+    login_throttle: LoginThrottle | None
     cookies: CookieJar
     #: Turn a user's security stamp into what the store keeps (keys.StampKeys).
     stamps: StampKeys
+
+    @property
+    def store(self) -> SessionStore:
+        """The session store; a verify-only app has none, and refuses what needs one."""
+        if self.session_store is None:
+            raise RuntimeError(VERIFY_ONLY_REFUSAL)
+        return self.session_store
+
+    @property
+    def throttle(self) -> LoginThrottle:
+        if self.login_throttle is None:
+            raise RuntimeError(VERIFY_ONLY_REFUSAL)
+        return self.login_throttle
 
     def authenticate(self, username: str, password: str) -> Any:
         return self.extension._callback("authenticate")(username, password)

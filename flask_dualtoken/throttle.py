@@ -69,9 +69,9 @@ class LoginThrottle:
         self._address_limit = settings.login_max_attempts_per_address
         self._window = settings.login_window
 
-    def _counters(self, username: str, ip: str) -> list[_Counter]:
+    def _counters(self, username: str | None, ip: str) -> list[_Counter]:
         counters = []
-        if self._user_limit:
+        if self._user_limit and username is not None:
             key = f"{self._prefix}:{hash_tag('l', fold_username(username))}:tries"
             counters.append(_Counter(key, self._user_limit))
         if self._address_limit and ip:
@@ -79,9 +79,10 @@ class LoginThrottle:
             counters.append(_Counter(key, self._address_limit))
         return counters
 
-    def reserve(self, username: str, ip: str) -> tuple[int, Reservation]:
+    def reserve(self, username: str | None, ip: str) -> tuple[int, Reservation]:
         """Reserve an attempt on every counter: ``(0, reservation)``, or the seconds to
-        wait when a counter is full (then nothing stays reserved)."""
+        wait when a counter is full (then nothing stays reserved). ``username`` None: the
+        address's counter only (an introspection client's authentication)."""
         counters = self._counters(username, ip)
         if not counters:
             return 0, Reservation()
@@ -101,3 +102,13 @@ class LoginThrottle:
             raise self._health.failed(exc) from None
         self._health.answered()
         return 0, Reservation(tuple(ReleaseArgs(counter=c.key).call() for c in counters))
+
+    def release(self, reservation: Reservation) -> None:
+        """Give a reservation back now, for a success that stores nothing of its own."""
+        if not reservation.on_success:
+            return
+        try:
+            run_many(self._client, list(reservation.on_success))
+        except STORE_ERRORS as exc:
+            raise self._health.failed(exc) from None
+        self._health.answered()

@@ -1,9 +1,11 @@
 """Tokens: build claim sets, sign them, and parse-and-verify a token exactly once.
 
 Access and refresh tokens differ in three independent ways: the signing key (derived with
-another label), the ``typ`` header, and their claims. Verification pins the algorithm
-to HS256, refuses every header parameter we do not write ourselves (``jku``, ``jwk``,
-``x5u``, ``kid``...), and checks each claim's type before anything else reads it.
+another label), the ``typ`` header, and their claims. Verification pins each kind's
+algorithm, never reading it from the token (refresh tokens HS256; access tokens HS256, or
+EdDSA with ``DUALTOKEN_ACCESS_ALGORITHM``), refuses every header parameter we do not
+write ourselves (``jku``, ``jwk``, ``x5u``, ``kid``...), and checks each claim's type
+before anything else reads it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import jwt
 from jwt.types import Options
 
+from . import ed25519
 from .config import Settings
 from .errors import (
     RefreshTokenExpired,
@@ -30,7 +33,9 @@ from .errors import (
 )
 from .keys import SigningKeys
 from .limits import MAX_SUBJECT_CHARS, MAX_TOKEN_BYTES
+from .remote_keys import RemoteKeys
 
+#: The refresh tokens' algorithm, and the access tokens' by default.
 ALGORITHM = "HS256"
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "rt+jwt"
@@ -57,6 +62,11 @@ RESERVED_CLAIMS = frozenset(
 )
 _ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _HEADER = {"alg", "typ", "kid"}
+#: What a verify-only app says when asked to sign or to end a session.
+VERIFY_ONLY_REFUSAL = (
+    "This app is verify-only (DUALTOKEN_JWKS_URL or DUALTOKEN_PUBLIC_KEYS): it verifies "
+    "access tokens and cannot issue them or end sessions; the issuing app does."
+)
 
 
 def is_token_id(value: str) -> bool:
@@ -101,8 +111,9 @@ class Grant:
     times the store chose.
 
     Templates are JSON text without ``gen``/``iat``/``exp``; signing the same grant twice
-    gives byte-identical tokens (HMAC is deterministic), which is how a grace-window replay
-    returns the very pair the first request got while Redis holds no bearer credential.
+    gives byte-identical tokens (HMAC and Ed25519 signatures are deterministic), which is
+    how a grace-window replay returns the very pair the first request got while Redis holds
+    no bearer credential.
     """
 
     access_template: str
@@ -147,9 +158,10 @@ class VerifiedTokens:
     """A bounded memo of access tokens this process has already verified.
 
     Keyed by the exact token text: the same text under the same key verifies the same
-    way (HMAC is deterministic), so a hit needs only the time checks, which are redone on
-    every hit. The memo belongs to one codec, so it is emptied whenever the keys change
-    (a new secret means a new app configuration). Oldest entries go first when full.
+    way, so a hit needs only the time checks, which are redone on every hit. The memo
+    belongs to one codec, so it is emptied whenever the keys change (a new secret means a
+    new app configuration; a verify-only app keeps a token whose key the issuer has since
+    unpublished until it expires). Oldest entries go first when full.
     """
 
     def __init__(self, size: int, leeway: int) -> None:
@@ -181,10 +193,22 @@ class TokenCodec:
     """Signs and verifies the two token kinds of one app's settings."""
 
     def __init__(self, settings: Settings) -> None:
-        self._keys = SigningKeys.from_secret(settings.secret)
-        # Verify-only keys of previous secrets, by key id; the current one wins a clash.
-        self._by_kid = {k.kid: k for k in map(SigningKeys.from_secret, settings.previous_secrets)}
-        self._by_kid[self._keys.kid] = self._keys
+        self.access_algorithm = settings.access_algorithm
+        #: A verify-only app's lookup of the public key of a key id (None: no such key).
+        self._public_key: Callable[[str], Any] | None = None
+        self._keys: SigningKeys | None = None
+        self._by_kid: dict[str, SigningKeys] = {}
+        self._access_signing: Any = None
+        self._access_verifying: dict[str, Any] = {}
+        self.access_key_pairs: list[ed25519.AccessKeyPair] = []
+        if settings.jwks_url is not None:
+            self._public_key = RemoteKeys(settings.jwks_url).key
+        elif settings.public_keys is not None:
+            self._public_key = settings.public_keys.get
+        else:
+            self._derive_keys(settings)
+        #: The public JWK Set of {prefix}/jwks.json; None with HS256, which publishes no key.
+        self.jwks = ed25519.key_set(self.access_key_pairs) if self.access_key_pairs else None
         self._issuer = settings.issuer
         self._audience = settings.audience
         self._leeway = settings.leeway
@@ -201,6 +225,27 @@ class TokenCodec:
             if settings.token_cache_size
             else None
         )
+
+    def _derive_keys(self, settings: Settings) -> None:
+        """The keys of an app that holds the secret: it signs, and verifies both kinds."""
+        self._keys = SigningKeys.from_secret(settings.secret)
+        # Verify-only keys of previous secrets, by key id; the current one wins a clash.
+        self._by_kid = {k.kid: k for k in map(SigningKeys.from_secret, settings.previous_secrets)}
+        self._by_kid[self._keys.kid] = self._keys
+        # Access tokens: signed with the access key (HS256) or the Ed25519 key of the same
+        # secret (EdDSA); verified with the same key or its public half, by key id.
+        self._access_signing = self._keys.access
+        self._access_verifying = {kid: keys.access for kid, keys in self._by_kid.items()}
+        # The Ed25519 key pairs, the current one first (published at {prefix}/jwks.json).
+        if settings.access_algorithm == ed25519.ALGORITHM:
+            self.access_key_pairs = [
+                ed25519.AccessKeyPair.from_secret(secret)
+                for secret in (settings.secret, *settings.previous_secrets)
+            ]
+            self._access_signing = self.access_key_pairs[0].private
+            self._access_verifying = {
+                pair.kid: pair.public for pair in reversed(self.access_key_pairs)
+            }
 
     # -- building -------------------------------------------------------------------------
 
@@ -235,6 +280,8 @@ class TokenCodec:
 
     def sign(self, grant: Grant, *, user_id: str, session_id: str) -> TokenPair:
         """Sign a grant; deterministic, so the same grant always yields the same pair."""
+        if self._keys is None:
+            raise RuntimeError(VERIFY_ONLY_REFUSAL)
         access = json.loads(grant.access_template)
         access.update(iat=grant.issued_at, exp=grant.access_exp, auth_time=grant.auth_time)
         if grant.amr:
@@ -244,8 +291,8 @@ class TokenCodec:
         return TokenPair(
             access_token=self._jwt.encode(
                 access,
-                self._keys.access,
-                algorithm=ALGORITHM,
+                self._access_signing,
+                algorithm=self.access_algorithm,
                 headers={"typ": ACCESS_TYP, "kid": self._keys.kid},
             ),
             refresh_token=self._jwt.encode(
@@ -307,14 +354,32 @@ class TokenCodec:
             sub=claims["sub"], sid=claims["sid"], jti=claims["jti"], gen=gen, exp=claims["exp"]
         )
 
-    def _signing_keys(self, token: str) -> SigningKeys:
-        if len(self._by_kid) == 1:
-            return self._keys  # one secret: the header is checked after verification
+    def _access_key(self, token: str) -> tuple[str, Any]:
+        """The key id an access token must name, and the key that verifies it."""
+        if self._public_key is None:
+            kid = self._signing_keys(token).kid
+            return kid, self._access_verifying[kid]
+        kid = self._unverified_kid(token)
+        key = self._public_key(kid)  # a verify-only app's: may fetch (remote_keys)
+        if key is None:
+            raise TokenInvalid()
+        return kid, key
+
+    def _unverified_kid(self, token: str) -> str:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise TokenInvalid() from None
-        keys = self._by_kid.get(kid) if isinstance(kid, str) else None
+        if not isinstance(kid, str):
+            raise TokenInvalid()
+        return kid
+
+    def _signing_keys(self, token: str) -> SigningKeys:
+        if self._keys is None:
+            raise TokenInvalid()  # a verify-only app holds no HMAC key
+        if len(self._by_kid) == 1:
+            return self._keys  # one secret: the header is checked after verification
+        keys = self._by_kid.get(self._unverified_kid(token))
         if keys is None:
             raise TokenInvalid()
         return keys
@@ -324,13 +389,18 @@ class TokenCodec:
     ) -> dict[str, Any]:
         if len(token) > MAX_TOKEN_BYTES or not token.isascii():
             raise TokenInvalid()
-        keys = self._signing_keys(token)
-        key = keys.access if typ == ACCESS_TYP else keys.refresh
+        key: Any
+        algorithm: str
+        if typ == ACCESS_TYP:
+            (kid, key), algorithm = self._access_key(token), self.access_algorithm
+        else:
+            keys = self._signing_keys(token)
+            kid, key, algorithm = keys.kid, keys.refresh, ALGORITHM
         try:
             decoded = self._jwt.decode_complete(
                 token,
                 key,
-                algorithms=[ALGORITHM],
+                algorithms=[algorithm],
                 options=self._options_exp if verify_exp else self._options_no_exp,
                 audience=self._audience,
                 issuer=self._issuer,
@@ -343,7 +413,7 @@ class TokenCodec:
         header = decoded["header"]
         # Exactly the header we write: a key hint (jku, jwk, x5u, x5c) or crit from outside
         # is never honoured, typ keeps the two kinds apart, kid names a key we hold.
-        if header.keys() != _HEADER or header["typ"] != typ or header["kid"] != keys.kid:
+        if header.keys() != _HEADER or header["typ"] != typ or header["kid"] != kid:
             raise TokenInvalid()
         claims: dict[str, Any] = decoded["payload"]
         sub, sid, jti, exp = (claims.get(k) for k in ("sub", "sid", "jti", "exp"))

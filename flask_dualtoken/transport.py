@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import unquote_plus
 
 from flask import Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -133,6 +134,46 @@ def bearer_token() -> str | None:
     if not token or " " in token:
         raise TokenInvalid("The Authorization header must be 'Bearer <token>'.")
     return token
+
+
+def basic_credentials() -> tuple[str, str]:
+    """An introspection client's id and secret from ``Authorization: Basic``, each
+    form-decoded (RFC 6749 2.3.1); ('', '') when there is no such header."""
+    auth = request.authorization
+    if auth is None or auth.type != "basic":
+        return "", ""
+    return unquote_plus(auth.username or ""), unquote_plus(auth.password or "")
+
+
+def form_token() -> str:
+    """The ``token`` field of a form-encoded body (RFC 7662 and RFC 7009), exactly one."""
+    if request.mimetype != "application/x-www-form-urlencoded":
+        raise InvalidRequest(
+            "The request body must be form-encoded "
+            "(Content-Type: application/x-www-form-urlencoded) with a 'token' field."
+        )
+    request.max_content_length = MAX_BODY_BYTES + 1
+    try:
+        values = request.form.getlist("token")
+    except RequestEntityTooLarge:
+        raise RequestTooLarge() from None
+    if len(values) != 1 or not values[0]:
+        raise InvalidRequest("Send exactly one 'token' field.")
+    return values[0]
+
+
+def revocation_proof() -> Proof | None:
+    """Cookie mode's CSRF check for ``POST {prefix}/revoke``: a browser's request must
+    carry the CSRF header of the token's session (always in "cookies"; in "both" when it
+    came with our cookies). Without the header it is refused at once, whatever the token."""
+    state = get_state()
+    settings, jar = state.settings, state.cookies
+    if not settings.cookies_enabled or (settings.transport_per_request and not from_browser()):
+        return None
+    proof = request.headers.get(jar.csrf_header)
+    if not proof:
+        jar.check_csrf("", None)  # raises 403 csrf_failed
+    return partial(jar.check_csrf, proof=proof)
 
 
 def presented_access(*, required: bool) -> PresentedAccess | None:

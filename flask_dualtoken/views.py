@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
 
-from . import flows, transport
+from . import ed25519, flows, introspection, transport
 from .context import UNSAFE_CHARS, get_request_token, request_client
 from .decorators import jwt_required, require_recent_login
 from .errors import InvalidRequest, MethodRefused, RouteNotFound, SessionNotFound
@@ -113,6 +113,51 @@ def openapi() -> Response:
     if not state.settings.openapi:
         raise RouteNotFound()
     return jsonify(openapi_document(state.settings))
+
+
+@_route("/jwks.json", "GET")
+def jwks() -> Response:
+    """The public keys that verify access tokens (EdDSA only: an HMAC key is no public key).
+
+    Cacheable by anyone: it holds public keys only, and a verifier that caches it needs no
+    request to us per token. Mount it at /.well-known/jwks.json too (docs/other-services.md).
+    """
+    key_set = get_state().codec.jwks
+    if key_set is None:
+        raise RouteNotFound()
+    response = jsonify(key_set)
+    response.headers["Cache-Control"] = f"public, max-age={ed25519.JWKS_MAX_AGE}"
+    return response
+
+
+@_route("/introspect", "POST")
+def introspect() -> Response:
+    """RFC 7662, for the services of DUALTOKEN_INTROSPECTION_CLIENTS; 404 without any."""
+    state = get_state()
+    if not state.settings.introspection_clients:
+        raise RouteNotFound()
+    client_id, secret = transport.basic_credentials()
+    introspection.authenticate_client(state, client_id, secret, request_client().ip)
+    response = jsonify(introspection.introspect(state, transport.form_token()))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@_route("/revoke", "POST")
+def revoke() -> Response:
+    """RFC 7009: end the session of the token sent; 200 whatever the token (no oracle).
+    With DUALTOKEN_INTROSPECTION_CLIENTS, only those clients may ask."""
+    state = get_state()
+    client = request_client()
+    if state.settings.introspection_clients:
+        client_id, secret = transport.basic_credentials()
+        introspection.authenticate_client(state, client_id, secret, client.ip)
+    proof = transport.revocation_proof()
+    flows.revoke_token(state, transport.form_token(), client, proof=proof)
+    response = Response(status=200)
+    del response.headers["Content-Type"]
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _no_content(*, deleting_cookies: bool = False) -> Response:

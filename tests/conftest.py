@@ -103,9 +103,19 @@ def users() -> Users:
 
 
 @pytest.fixture
-def make_app(redis_client: redis.Redis, users: Users) -> Callable[..., Flask]:
+def access_algorithm() -> str:
+    """How access tokens are signed; a test parametrises it to run its flow under EdDSA."""
+    return "HS256"
+
+
+@pytest.fixture
+def make_app(
+    redis_client: redis.Redis, users: Users, access_algorithm: str
+) -> Callable[..., Flask]:
     def factory(**config: Any) -> Flask:
-        return build_app(redis_client, users, **config)
+        return build_app(
+            redis_client, users, **{"DUALTOKEN_ACCESS_ALGORITHM": access_algorithm, **config}
+        )
 
     return factory
 

@@ -1,9 +1,11 @@
 """What tests share besides fixtures: the test users, app builders, an HTTP client of the
-blueprint, token helpers, and a clock that moves the app's and the store's time."""
+blueprint, token helpers, a clock that moves the app's and the store's time, and a WSGI
+app served on a loopback port in a thread."""
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +16,7 @@ import jwt
 import redis
 from flask import Flask, Response
 from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.serving import make_server
 
 from flask_dualtoken import DualToken, current_user, get_jwt, jwt_required, revocation
 from flask_dualtoken.store import SessionStore
@@ -210,3 +213,31 @@ def stop_revocation_listeners() -> None:
     """Stop the listener threads of every app's push revocation."""
     for guard in list(revocation._GUARDS):
         guard.stop()
+
+
+class Counting:
+    """WSGI middleware counting the requests for each path."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.hits: dict[str, int] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ["PATH_INFO"]
+        self.hits[path] = self.hits.get(path, 0) + 1
+        return self.app(environ, start_response)
+
+
+@contextmanager
+def served(app: Any) -> Iterator[tuple[str, Counting]]:
+    """The app on a free port of 127.0.0.1, in a thread of this process."""
+    counting = Counting(app)
+    server = make_server("127.0.0.1", 0, counting, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", counting
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

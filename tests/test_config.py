@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+from collections.abc import Mapping
 from dataclasses import fields
 from datetime import timedelta
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -21,6 +22,8 @@ from flask_dualtoken.config import (
     Settings,
     load_settings,
 )
+from flask_dualtoken.ed25519 import AccessKeyPair
+from flask_dualtoken.remote_keys import parse_key_set
 from flask_dualtoken.state import get_state
 
 
@@ -32,6 +35,7 @@ def make(config: dict[str, Any]) -> Flask:
 
 
 BASE = {"DUALTOKEN_SECRET_KEY": SECRET, "DUALTOKEN_REDIS_URL": "memory://"}
+KEY_SET = {"keys": [AccessKeyPair.from_secret(SECRET.encode()).jwk()]}
 
 
 def test_defaults_match_the_documented_table() -> None:
@@ -89,6 +93,10 @@ def _samples() -> dict[str, tuple[Any, Any]]:
         "DUALTOKEN_LOGIN_WINDOW": (timedelta(minutes=1), 60),
         "DUALTOKEN_MAX_SESSIONS": (MAX_SESSIONS_CAP, MAX_SESSIONS_CAP),
         "DUALTOKEN_PREVIOUS_SECRET_KEYS": (["p" * 32, b"q" * 32], (b"p" * 32, b"q" * 32)),
+        "DUALTOKEN_ACCESS_ALGORITHM": ("EdDSA", "EdDSA"),
+        "DUALTOKEN_JWKS_URL": ("https://auth.example/auth/jwks.json",) * 2,
+        "DUALTOKEN_PUBLIC_KEYS": (KEY_SET, parse_key_set(KEY_SET)),
+        "DUALTOKEN_INTROSPECTION_CLIENTS": ({"gateway": "g" * 32}, {"gateway": b"g" * 32}),
         "DUALTOKEN_TOKEN_CACHE_SIZE": (0, 0),
         "DUALTOKEN_OPENAPI": (False, False),
         "DUALTOKEN_TOKEN_LOCATION": ("both", "both"),
@@ -106,6 +114,8 @@ def _conforms(value: Any, hint: Any) -> bool:
         return value in args
     if origin in (Union, types.UnionType):
         return any(_conforms(value, arg) for arg in args)
+    if origin is Mapping:
+        return isinstance(value, Mapping)
     if origin is tuple:
         return isinstance(value, tuple) and all(_conforms(item, args[0]) for item in value)
     if hint is type(None):
@@ -122,13 +132,18 @@ def test_every_setting_has_a_sample() -> None:
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.key)
 def test_each_setting_lands_in_its_own_field_and_only_there(setting: Any) -> None:
     raw, expected = _samples()[setting.key]
+    base: dict[str, Any] = {"DUALTOKEN_SECRET_KEY": SECRET}
+    also: set[str] = set()
+    if setting.key in {"DUALTOKEN_JWKS_URL", "DUALTOKEN_PUBLIC_KEYS"}:
+        # A verify-only app: no secret, EdDSA (tests/test_verify_only.py).
+        base, also = {"DUALTOKEN_ACCESS_ALGORITHM": "EdDSA"}, {"secret", "access_algorithm"}
     defaults = load_settings({"DUALTOKEN_SECRET_KEY": SECRET})
-    changed = load_settings({"DUALTOKEN_SECRET_KEY": SECRET, setting.key: raw})
+    changed = load_settings({**base, setting.key: raw})
     assert getattr(changed, setting.field) == expected != getattr(defaults, setting.field)
     hints = get_type_hints(Settings)
     for item in fields(Settings):
         assert _conforms(getattr(changed, item.name), hints[item.name]), item.name
-        if item.name != setting.field:
+        if item.name != setting.field and item.name not in also:
             assert getattr(changed, item.name) == getattr(defaults, item.name), item.name
 
 

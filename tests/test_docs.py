@@ -36,6 +36,7 @@ def test_every_error_code_and_route_is_in_the_reference() -> None:
         "logout-all",
         "sessions",
         "sessions/{sid}",
+        "revoke",
     ):
         assert f"/auth/{route}` |" in routes, route
 

@@ -11,6 +11,7 @@ from flask import Flask
 from helpers import Api, Clock
 
 from flask_dualtoken import jwt_required, verify_request
+from flask_dualtoken.config import ACCESS_ALGORITHMS
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def post(api: Api, path: str, pair: dict[str, Any]) -> Any:
     return api.client.post(path, headers={"Authorization": f"Bearer {pair['access_token']}"})
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_a_fresh_login_passes_and_an_old_one_gets_rfc_9470s_challenge(
     fresh_app: Flask, clock: Clock
 ) -> None:

@@ -13,10 +13,12 @@ from flask import Flask
 from helpers import SECRET, Api, Users, session_hash
 from werkzeug.serving import make_server
 
+from flask_dualtoken.config import ACCESS_ALGORITHMS
 from flask_dualtoken.keys import SigningKeys
 from flask_dualtoken.store import SessionStore
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_login_returns_a_pair_that_must_not_be_cached(api: Api) -> None:
     response = api.client.post(
         "/auth/login", json={"username": "alice", "password": "correct horse"}
@@ -36,7 +38,8 @@ def test_login_returns_a_pair_that_must_not_be_cached(api: Api) -> None:
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_the_access_token_carries_id_role_and_session(api: Api) -> None:
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
+def test_the_access_token_carries_id_role_and_session(api: Api, access_algorithm: str) -> None:
     pair = api.login()
     claims = jwt.decode(pair["access_token"], options={"verify_signature": False})
     refresh = jwt.decode(pair["refresh_token"], options={"verify_signature": False})
@@ -46,7 +49,7 @@ def test_the_access_token_carries_id_role_and_session(api: Api) -> None:
     assert claims["exp"] - claims["iat"] == 900
     kid = SigningKeys.from_secret(SECRET.encode()).kid
     assert jwt.get_unverified_header(pair["access_token"]) == {
-        "alg": "HS256",
+        "alg": access_algorithm,
         "typ": "at+jwt",
         "kid": kid,
     }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import jwt
+import pytest
 from helpers import Api, Clock, bearer, session_hash, sid_of
 
+from flask_dualtoken.config import ACCESS_ALGORITHMS
 from flask_dualtoken.state import get_state
 from flask_dualtoken.store import SessionStore
 
@@ -55,6 +57,7 @@ def test_logout_checks_signatures_and_binding(api: Api) -> None:
     assert api.reissue(second).status_code == 200
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_logout_refuses_the_access_token_at_once_by_default(api: Api) -> None:
     pair = api.login()
     assert api.get("/me", pair["access_token"]).status_code == 200

@@ -28,11 +28,35 @@ def test_the_description_covers_every_route_and_error_code(app: Flask) -> None:
         "/auth/logout-all",
         "/auth/sessions",
         "/auth/sessions/{sid}",
+        "/auth/revoke",
     }
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     routes = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/auth/")}
     documented = {p.replace("{sid}", "<sid>") for p in document["paths"]}
-    assert routes - {"/auth/openapi.json"} == documented
+    # With HS256 there are no public keys: jwks.json answers 404 and is not described.
+    # Nor introspection without clients (it answers 404 then).
+    assert routes - {"/auth/openapi.json", "/auth/jwks.json", "/auth/introspect"} == documented
+
+
+def test_with_eddsa_the_key_set_route_is_described(make_app: Any) -> None:
+    app = make_app(DUALTOKEN_ACCESS_ALGORITHM="EdDSA")
+    document = app.test_client().get("/auth/openapi.json").json
+    jwks = document["paths"]["/auth/jwks.json"]["get"]
+    assert jwks["operationId"] == "jwks"
+    answer = jwks["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/JwkSet"}
+    routes = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/auth/")}
+    documented = {p.replace("{sid}", "<sid>") for p in document["paths"]}
+    assert routes - {"/auth/openapi.json", "/auth/introspect"} == documented
+
+
+def test_with_clients_introspection_is_described(make_app: Any) -> None:
+    app = make_app(DUALTOKEN_INTROSPECTION_CLIENTS={"gateway": "g" * 32})
+    document = app.test_client().get("/auth/openapi.json").json
+    introspect = document["paths"]["/auth/introspect"]["post"]
+    assert introspect["security"] == [{"introspectionClient": []}]
+    assert document["components"]["securitySchemes"]["introspectionClient"]["scheme"] == "basic"
+    assert "application/x-www-form-urlencoded" in introspect["requestBody"]["content"]
 
 
 def test_every_error_the_library_raises_is_documented() -> None:

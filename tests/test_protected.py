@@ -12,8 +12,10 @@ from flask import Flask
 from helpers import Api, Clock, Users
 
 from flask_dualtoken import get_jwt, get_jwt_identity, jwt_required
+from flask_dualtoken.config import ACCESS_ALGORITHMS
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_a_valid_token_reaches_the_view(api: Api) -> None:
     pair = api.login()
     response = api.get("/me", pair["access_token"])
@@ -62,6 +64,7 @@ def test_an_oversized_but_well_signed_token_is_refused(api: Api, app: Flask, sta
     assert api.get("/me", big).json["error"] == "token_invalid"
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_a_tampered_token_is_refused(api: Api) -> None:
     header, payload, signature = api.login(username="bob")["access_token"].split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
@@ -70,6 +73,7 @@ def test_a_tampered_token_is_refused(api: Api) -> None:
     assert api.get("/admin", f"{header}.{forged}.{signature}").json["error"] == "token_invalid"
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_a_refresh_token_is_not_an_access_token(api: Api) -> None:
     pair = api.login()
     response = api.get("/me", pair["refresh_token"])
@@ -77,6 +81,7 @@ def test_a_refresh_token_is_not_an_access_token(api: Api) -> None:
     assert response.json["error"] == "token_invalid"
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_an_expired_token_is_401_token_expired(api: Api, clock: Clock, make_app) -> None:
     api = Api(make_app(DUALTOKEN_ACCESS_EXPIRES=1))
     clock.align()
@@ -96,6 +101,7 @@ def test_leeway_accepts_a_token_just_past_expiry(clock: Clock, make_app) -> None
     assert api.get("/me", pair["access_token"]).status_code == 200
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_a_wrong_role_is_403_insufficient_role(api: Api) -> None:
     response = api.get("/admin", api.login(username="bob")["access_token"])
     assert response.status_code == 403

@@ -10,6 +10,7 @@ from flask import Flask
 from helpers import Api, Clock, Users, bearer, session_hash
 
 from flask_dualtoken import signals
+from flask_dualtoken.config import ACCESS_ALGORITHMS
 from flask_dualtoken.state import AppState
 from flask_dualtoken.store import SessionStore
 
@@ -26,6 +27,7 @@ def session_of(store: SessionStore, pair: dict) -> dict[str, str]:
 # -- the happy path -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_reissue_rotates_the_pair(api: Api, store: SessionStore) -> None:
     pair = api.login()
     response = api.reissue(pair)
@@ -43,6 +45,7 @@ def test_reissue_rotates_the_pair(api: Api, store: SessionStore) -> None:
     assert api.get("/me", new["access_token"]).status_code == 200
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_an_expired_access_token_is_accepted_for_reissue(make_app, clock: Clock) -> None:
     api = Api(make_app(DUALTOKEN_ACCESS_EXPIRES=1))
     pair = api.login()
@@ -194,6 +197,7 @@ def test_an_unknown_session_is_refresh_token_invalid(
 # -- grace window and reuse ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_a_repeat_within_grace_returns_the_same_pair_byte_for_byte(
     api: Api, store: SessionStore
 ) -> None:
@@ -212,6 +216,7 @@ def test_the_replayed_pair_keeps_working_like_the_first(api: Api) -> None:
     assert api.reissue(first).status_code == 200
 
 
+@pytest.mark.parametrize("access_algorithm", ACCESS_ALGORITHMS)
 def test_the_predecessor_after_grace_is_reuse_and_ends_the_session(
     make_app, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
