@@ -3,8 +3,6 @@ found, as tests that state what the design promises."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,8 +10,8 @@ from typing import Any
 import pytest
 import redis
 from helpers import Api, Users, app_on_url
-from servers import RedisServer, cluster_ports, redis_binary
-from test_attack_cluster_listener import links_up
+from servers import RedisServer
+from test_attack_cluster_listener import Cluster, links_up
 from test_push_revocation import guard_of, known, listening, status
 
 from flask_dualtoken.state import get_state
@@ -21,34 +19,13 @@ from flask_dualtoken.state import get_state
 
 @pytest.fixture
 def debug_cluster() -> Iterator[list[RedisServer]]:
-    """Three masters, as the suite's cluster, with DEBUG enabled (to drop bus links)."""
-    servers = [RedisServer(redis_binary(), port) for port in cluster_ports(3)]
+    """Three masters with DEBUG enabled (to drop bus links)."""
+    cluster = Cluster()
     try:
-        for server in servers:
-            server.start(
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", f"{server.dir}/nodes.conf",
-                "--cluster-node-timeout", "2000",
-                "--enable-debug-command", "yes",
-            )  # fmt: skip
-        cli = shutil.which("redis-cli")
-        if cli is None:
-            pytest.skip("redis-cli is needed to create the test cluster")
-        subprocess.run(
-            [cli, "--cluster", "create", *[f"127.0.0.1:{s.port}" for s in servers],
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        for server in servers:
-            with server.client() as probe:
-                while b"cluster_state:ok" not in probe.execute_command("CLUSTER", "INFO"):
-                    assert time.monotonic() < deadline, "the cluster did not become ready"
-                    time.sleep(0.05)
-        yield servers
+        cluster.start()
+        yield cluster.servers
     finally:
-        for server in servers:
-            server.stop()
+        cluster.stop()
 
 
 @pytest.mark.real_redis
