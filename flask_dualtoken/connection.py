@@ -206,46 +206,128 @@ def _memory_client() -> redis.Redis:
 
 @dataclass(frozen=True)
 class Primary:
-    """A primary, as a listener needs it (push revocation, docs/design.md): a client for
-    commands to that node alone (a redirection is an error there, not followed), a
-    connection of its own to it outside every pool (nothing else reads from it, nothing
-    reconnects it behind the listener's back), and a key that lives on it."""
+    """A primary, as a listener needs it (push revocation, docs/design.md): two
+    connections of its own to that very node, outside every pool (nothing else reads from
+    them, nothing reconnects them behind the listener's back), one to listen on and one for
+    its beats (a redirection is an error there, not followed), and a key that lives on it."""
 
-    client: redis.Redis
-    connection: Any  # redis-py's connections are untyped
+    listen: Any  # redis-py's connections are untyped
+    command: Any
     #: None on a cluster primary that serves no slot: it holds no data to lose.
     key: str | None
 
+    @property
+    def connections(self) -> tuple[Any, Any]:
+        return self.listen, self.command
+
+
+@dataclass(frozen=True)
+class ClusterNodeView:
+    """One line of ``CLUSTER NODES``."""
+
+    id: str
+    host: str
+    port: int
+    myself: bool
+    #: A primary that can take writes: not failed, not joining, with an address.
+    writable_primary: bool
+    #: The first slot it serves, None if it serves none (just added, or emptied).
+    first_slot: int | None
+
+
+def parse_cluster_nodes(reply: Any) -> list[ClusterNodeView]:
+    text = reply.decode() if isinstance(reply, bytes) else str(reply)
+    nodes = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        flags = set(fields[2].split(","))
+        address = fields[1].split("@")[0]
+        host, _, port = address.rpartition(":")
+        slots = [s for s in fields[8:] if not s.startswith("[")]
+        writable = "master" in flags and not flags & {"fail", "handshake", "noaddr"}
+        nodes.append(
+            ClusterNodeView(
+                id=fields[0],
+                host=host,
+                port=int(port) if port.isdigit() else 0,
+                myself="myself" in flags,
+                writable_primary=writable,
+                first_slot=int(slots[0].split("-")[0]) if slots else None,
+            )
+        )
+    return nodes
+
+
+def cluster_view(reply: Any) -> tuple[str, bool, frozenset[str]]:
+    """A node's ``CLUSTER NODES``: its own id ("" unless it is a primary now), whether it
+    serves a slot, and the ids of the primaries it knows that can take writes (not failed,
+    not joining)."""
+    nodes = parse_cluster_nodes(reply)
+    me = next((n for n in nodes if n.myself), None)
+    masters = frozenset(n.id for n in nodes if n.writable_primary)
+    if me is None or not me.writable_primary:  # a primary demoted since: another period
+        return "", False, masters
+    return me.id, me.first_slot is not None, masters
+
 
 def primaries(client: RedisClient, base: str) -> list[Primary]:
-    """Every primary, each with a key named after ``base``: on a cluster, with a hash tag
-    found for a slot that primary serves. Standalone and Sentinel: the one client (which
-    follows a failover) and a connection to the master it reaches now."""
+    """Every primary, each with a key named after ``base``: on a cluster, every primary
+    that ``CLUSTER NODES`` lists as able to take writes, slots or none (the client's slot
+    map knows only those with slots), each key with a hash tag of a slot it serves.
+    Standalone and Sentinel: connections to the master the client reaches now."""
     if isinstance(client, redis.Redis):
-        return [Primary(client, _own_connection(client), base)]
+        return [Primary(_own_connection(client), _own_connection(client), base)]
     cluster: Any = client  # redis-py's cluster client is partly untyped
-    slots: dict[str, int] = {}
-    for slot, nodes in cluster.nodes_manager.slots_cache.items():
-        slots.setdefault(nodes[0].name, slot)
+    reply, template = _ask_cluster_nodes(cluster)
+    remap = getattr(cluster.nodes_manager, "remap_host_port", None)
     found = []
-    for node in cluster.get_primaries():
-        node_client: redis.Redis = cluster.get_redis_connection(node)
-        slot = slots.get(node.name)
+    for node in parse_cluster_nodes(reply):
+        if not node.writable_primary:
+            continue
+        # A node that has not learnt its address shows it empty in its own line.
+        host = node.host or template.connection_pool.connection_kwargs.get("host", "")
+        port = node.port
+        if remap is not None:
+            host, port = remap(host, port)
+        slot = node.first_slot
         key = None if slot is None else f"{base}{{{_tag_for_slot(slot)}}}"
-        found.append(Primary(node_client, _own_connection(node_client), key))
+        found.append(
+            Primary(
+                _own_connection(template, host, port), _own_connection(template, host, port), key
+            )
+        )
     return found
+
+
+def _ask_cluster_nodes(cluster: Any) -> tuple[Any, redis.Redis]:
+    """``CLUSTER NODES`` from the first primary of the slot map that answers, and that
+    primary's client (whose connection settings every listening connection copies)."""
+    error: Exception = redis.ConnectionError("the cluster has no primary")
+    for node in cluster.get_primaries():
+        node_client: Any = cluster.get_redis_connection(node)  # execute_command is untyped
+        try:
+            return node_client.execute_command("CLUSTER", "NODES"), node_client
+        except STORE_ERRORS as exc:
+            error = exc
+    raise error
 
 
 def is_cluster(client: RedisClient) -> bool:
     return not isinstance(client, redis.Redis)
 
 
-def _own_connection(client: redis.Redis) -> Any:
-    """A connection built as the client's pool builds them, but not counted by the pool:
-    each listening period takes new ones, and a pool with ``max_connections`` would run
-    out after that many gaps. Nor does it go through a client-side cache."""
+def _own_connection(client: redis.Redis, host: str | None = None, port: int = 0) -> Any:
+    """A connection built as the client's pool builds them (to another node if given),
+    but not counted by the pool: each listening period takes new ones, and a pool with
+    ``max_connections`` would run out after that many gaps. Nor does it go through a
+    client-side cache."""
     pool: Any = client.connection_pool
-    return pool.connection_class(**dict(pool.connection_kwargs))
+    kwargs = dict(pool.connection_kwargs)
+    if host is not None:
+        kwargs.update(host=host, port=port)
+    return pool.connection_class(**kwargs)
 
 
 def refresh_topology(client: RedisClient) -> None:
@@ -253,24 +335,6 @@ def refresh_topology(client: RedisClient) -> None:
     if is_cluster(client):
         cluster: Any = client
         cluster.nodes_manager.initialize()
-
-
-def cluster_view(reply: Any) -> tuple[str, bool, frozenset[str]]:
-    """A node's ``CLUSTER NODES``: its own id, whether it serves a slot, and the ids of
-    the primaries it knows that can take writes (not failed, not joining)."""
-    text = reply.decode() if isinstance(reply, bytes) else str(reply)
-    me, serves, masters = "", False, set()
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        flags = set(fields[2].split(","))
-        if "myself" in flags:
-            me = fields[0]
-            serves = any(not slot.startswith("[") for slot in fields[8:])
-        if "master" in flags and not flags & {"fail", "handshake", "noaddr"}:
-            masters.add(fields[0])
-    return me, serves, frozenset(masters)
 
 
 @functools.lru_cache(maxsize=64)

@@ -118,12 +118,14 @@ class ScriptCall:
 
 
 def run(client: RedisClient, call: ScriptCall) -> Any:
-    """Run one call: one round trip (two more only right after Redis lost its scripts)."""
+    """Run one call: one round trip (one more only right after Redis lost its scripts)."""
     try:
         return client.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
     except NoScriptError:
-        client.script_load(call.script.source)
-        return client.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        # EVAL with the source, on the node of the call's keys, which caches the script
+        # there. Not SCRIPT LOAD: a cluster client sends that to every primary, so one
+        # primary down would stop every script on a node that lost its cache.
+        return client.eval(call.script.source, len(call.keys), *call.keys, *call.args)
 
 
 def run_many(client: RedisClient, calls: Sequence[ScriptCall]) -> list[Any]:
@@ -134,9 +136,8 @@ def run_many(client: RedisClient, calls: Sequence[ScriptCall]) -> list[Any]:
     replies = _pipeline(client, calls)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
-        for script in {calls[i].script.name: calls[i].script for i in missing}.values():
-            client.script_load(script.source)
-        for i, reply in zip(missing, _pipeline(client, [calls[i] for i in missing]), strict=True):
+        again = _pipeline(client, [calls[i] for i in missing], command="EVAL")
+        for i, reply in zip(missing, again, strict=True):
             replies[i] = reply
     for reply in replies:
         if isinstance(reply, Exception):
@@ -144,13 +145,15 @@ def run_many(client: RedisClient, calls: Sequence[ScriptCall]) -> list[Any]:
     return replies
 
 
-def _pipeline(client: RedisClient, calls: Sequence[ScriptCall]) -> list[Any]:
+def _pipeline(
+    client: RedisClient, calls: Sequence[ScriptCall], command: str = "EVALSHA"
+) -> list[Any]:
+    """``EVALSHA`` each call, or ``EVAL`` it with its source (Redis lost its scripts)."""
     with client.pipeline(transaction=False) as pipe:
         for call in calls:
             # execute_command rather than evalsha(), which redis-py refuses in a cluster
             # pipeline in case one script's keys span slots; ours never do (one hash tag).
-            pipe.execute_command(
-                "EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args
-            )
+            body = call.script.sha if command == "EVALSHA" else call.script.source
+            pipe.execute_command(command, body, len(call.keys), *call.keys, *call.args)
         replies: list[Any] = pipe.execute(raise_on_error=False)
     return replies

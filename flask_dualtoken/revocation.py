@@ -9,6 +9,7 @@ moment up to which every announcement is known to have been applied.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -19,15 +20,15 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
 from .connection import Primary, cluster_view, is_cluster, primaries, refresh_topology
 from .errors import SessionRevoked, StoreUnavailable
 from .limits import MAX_REMEMBERED_SESSIONS
-from .redis_scripts import STORE_ERRORS, run
-from .scripts import BeatArgs
+from .redis_scripts import STORE_ERRORS
+from .scripts import BEAT, BeatArgs
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -289,7 +290,12 @@ class _Listener(threading.Thread):
         self._refresh = False
         self._cluster = False
         self._since = 0.0
+        #: Each primary's listening connection, and the one its beats go on.
         self._conns: list[Any] = []
+        self._commands: list[Any] = []
+        #: Per primary, the replies its command connection still owes ("beat", "nodes").
+        self._owed: list[collections.deque[tuple[str, str, bool]]] = []
+        self._beats: dict[str, tuple[float, set[int]]] = {}
         #: (the current period, None while deaf; monotonic() up to which every
         #: announcement is known applied). One tuple, written only by this thread, so a
         #: reader never pairs one period with another's proof.
@@ -313,7 +319,7 @@ class _Listener(threading.Thread):
         # the socket under it does not wake every kind of connection.)
         with contextlib.suppress(*STORE_ERRORS):
             client.publish(f"{self._beat_base}:0", "stop")
-        for conn in self._conns:
+        for conn in self._conns + self._commands:
             _close(conn)
 
     def orphan(self) -> None:
@@ -322,7 +328,7 @@ class _Listener(threading.Thread):
         the parent's subscriptions are untouched)."""
         self._stopped.set()
         self.state = (None, 0.0)
-        for conn in self._conns:
+        for conn in self._conns + self._commands:
             _close(conn)
 
     def run(self) -> None:
@@ -366,7 +372,8 @@ class _Listener(threading.Thread):
 
     def _deaf(self) -> None:
         self.state = (None, 0.0)
-        conns, self._conns = self._conns, []
+        conns = self._conns + self._commands
+        self._conns, self._commands = [], []
         for conn in conns:
             _close(conn)
 
@@ -374,34 +381,41 @@ class _Listener(threading.Thread):
         if self._refresh:
             self._refresh = False
             refresh_topology(store.client)
+        self._cluster = is_cluster(store.client)
         found = primaries(store.client, self._epoch_base)
-        self._conns = conns = [primary.connection for primary in found]
+        self._conns = [p.listen for p in found]
+        self._commands = [p.command for p in found]
         channels = [f"{self._beat_base}:{i}" for i in range(len(found))]
-        for conn, channel in zip(conns, channels, strict=True):
-            conn.connect()
-            conn.send_command("SUBSCRIBE", self._channel, channel)
+        for primary, channel in zip(found, channels, strict=True):
+            primary.listen.connect()
+            primary.listen.send_command("SUBSCRIBE", self._channel, channel)
         started = time.monotonic()
-        for conn in conns:
+        for primary in found:
             for _ in range(2):
-                if not conn.can_read(timeout=self._deadline):
-                    raise _Gap("no answer to SUBSCRIBE")
-                conn.read_response(push_request=True)
+                reply = self._answer(primary.listen, "SUBSCRIBE", push_request=True)
+                if isinstance(reply, ResponseError):
+                    raise reply
         epoch = secrets.token_hex(8)
         ttl_ms = int(self._deadline * 5000)
-        self._cluster = is_cluster(store.client)
-        views: list[Any] = []
-        try:
-            for primary in found:
-                if primary.key is not None:
-                    primary.client.set(primary.key, epoch, px=ttl_ms)
-            # On a cluster: the primaries as the nodes see them, after subscribing, so that
-            # one added from here on shows at a later beat.
+        # Each primary, in one round trip each: the beat script, the period's key, and on a
+        # cluster the primaries as it sees them, after subscribing, so that one added from
+        # here on shows at a later beat.
+        for primary in found:
+            primary.command.connect()
+            primary.command.send_packed_command(
+                primary.command.pack_commands(self._opening(primary, epoch, ttl_ms))
+            )
+        views = []
+        for primary in found:
+            opening = self._opening(primary, epoch, ttl_ms)
+            replies = [self._answer(primary.command, "the listener's key") for _ in opening]
+            for reply in replies:
+                self._refused(reply, "the listener's key")
+            views.append(replies[-1])
+        ids = [cluster_view(view)[0] for view in views] if self._cluster else []
+        for i, primary in enumerate(found):
             if self._cluster:
-                views = [cast(Any, p.client).execute_command("CLUSTER", "NODES") for p in found]
-        except ResponseError as exc:  # MOVED, ASK, CLUSTERDOWN: the slot map changed
-            self._refresh = True
-            raise _Gap(f"a primary refused the listener's key ({exc})") from None
-        ids = self._primary_ids(found, views, None)
+                self._check_view(i, primary, views[i], ids)
         if self._stopped.is_set():
             return
         # Listening from here on: a new period; answers of earlier ones are no proof.
@@ -409,18 +423,27 @@ class _Listener(threading.Thread):
         self._since = started
         self.state = (next(_PERIODS), started)
         store.health.answered()
-        beats: dict[str, tuple[float, set[int]]] = {}  # beat -> (sent at, echoes to come)
+        # beat -> (sent at, what is still to come: each primary's echo, i, on its listening
+        # connection, and its replies, count + i, on its command connection)
+        self._beats = {}
         next_beat = 0.0
+        count = len(found)
+        self._owed = [collections.deque() for _ in found]
+        # One primary: its beat's replies are read at once (nothing else to read while it
+        # is slow). More: every connection through one selector, as replies come.
+        conns = self._conns if count == 1 else self._conns + self._commands
         while not self._stopped.is_set():
             now = time.monotonic()
             if now - self.state[1] >= self._deadline:
                 raise _Gap("fell behind (the heartbeat is late)")
             if now >= next_beat:
                 beat = secrets.token_hex(4)
-                views = self._beat(found, channels, epoch, beat, ttl_ms)
-                self._primary_ids(found, views, ids)
-                beats[beat] = (now, set(range(len(found))))
+                self._beats[beat] = (now, set(range(2 * count)))
+                self._beat(found, channels, epoch, beat, ttl_ms)
                 next_beat = now + self._heartbeat
+                if count == 1:
+                    while self._owed[0]:
+                        self._answer_beat(0, found[0], ids, wait=self._deadline)
             guard = self._guard()
             if guard is None:
                 return
@@ -428,90 +451,100 @@ class _Listener(threading.Thread):
             for i in _readable(conns, wait):
                 # Until its buffer is empty: _readable watches the sockets only.
                 while conns[i].can_read(timeout=0):
-                    reply = conns[i].read_response(push_request=True)
-                    self._receive(guard, channels[i], i, reply, beats)
+                    if i < count:
+                        reply = conns[i].read_response(push_request=True)
+                        self._receive(guard, channels[i], i, reply)
+                    else:
+                        self._answer_beat(i - count, found[i - count], ids, wait=0)
             del guard
+
+    def _opening(self, primary: Primary, epoch: str, ttl_ms: int) -> list[tuple[Any, ...]]:
+        commands: list[tuple[Any, ...]] = []
+        if primary.key is not None:
+            commands.append(("SCRIPT", "LOAD", BEAT.source))
+            commands.append(("SET", primary.key, epoch, "PX", ttl_ms))
+        if self._cluster:
+            commands.append(("CLUSTER", "NODES"))
+        return commands
+
+    def _answer(self, conn: Any, what: str, *, push_request: bool = False) -> Any:
+        """A reply read within the deadline, or a gap; an error reply is returned."""
+        if not conn.can_read(timeout=self._deadline):
+            raise _Gap(f"no answer to {what}")
+        try:
+            return conn.read_response(push_request=push_request)
+        except ResponseError as exc:
+            return exc
+
+    def _refused(self, reply: Any, what: str) -> None:
+        if isinstance(reply, NoScriptError):  # SCRIPT FLUSH: the next period loads it
+            raise _Gap(f"a primary lost the beat script ({reply})")
+        if isinstance(reply, ResponseError):  # MOVED, ASK, CLUSTERDOWN: the map changed
+            self._refresh = True
+            raise _Gap(f"a primary refused {what} ({reply})")
 
     def _beat(
         self, found: list[Primary], channels: list[str], epoch: str, beat: str, ttl_ms: int
-    ) -> list[Any]:
-        """Publish one beat on every primary, each on that primary alone, in one round
-        trip per primary; on a cluster with its ``CLUSTER NODES`` in the same trip."""
-        views = []
-        for primary, channel in zip(found, channels, strict=True):
-            call = None
-            node: Any = primary.client  # redis-py's pipelines are untyped
-            with node.pipeline(transaction=False) as pipe:
-                if primary.key is None:  # a cluster primary with no slot: no data to lose
-                    pipe.execute_command("PUBLISH", channel, beat)
-                else:
-                    call = BeatArgs(
-                        epoch=primary.key,
-                        expected=epoch,
-                        channel=channel,
-                        beat=beat,
-                        ttl_ms=ttl_ms,
-                    ).call()
-                    pipe.execute_command("EVALSHA", call.script.sha, 1, *call.keys, *call.args)
-                if self._cluster:
-                    pipe.execute_command("CLUSTER", "NODES")
-                replies: list[Any] = pipe.execute(raise_on_error=False)
-            if call is not None and isinstance(replies[0], NoScriptError):
-                replies[0] = run(primary.client, call)  # loads it: a restarted node
-            for reply in replies:
-                if isinstance(reply, ResponseError):  # MOVED, CLUSTERDOWN: the map changed
-                    self._refresh = True
-                    raise _Gap(f"a primary refused its beat ({reply})")
-                if isinstance(reply, Exception):
-                    raise reply
-            if call is not None and not replies[0]:
-                raise _Gap("the store lost its data (FLUSHALL, or a restart)")
-            views.append(replies[-1])
-        return views
+    ) -> None:
+        """Send one beat to every primary, each on that primary alone, on a cluster with a
+        ``CLUSTER NODES``; without waiting: the replies are read as they come
+        (``_answered``), so that a slow primary holds up no other's announcements."""
+        for i, (primary, channel) in enumerate(zip(found, channels, strict=True)):
+            if primary.key is None:  # a cluster primary with no slot: no data to lose
+                commands: list[tuple[Any, ...]] = [("PUBLISH", channel, beat)]
+            else:
+                call = BeatArgs(
+                    epoch=primary.key, expected=epoch, channel=channel, beat=beat, ttl_ms=ttl_ms
+                ).call()
+                commands = [("EVALSHA", call.script.sha, 1, *call.keys, *call.args)]
+            if self._cluster:
+                commands.append(("CLUSTER", "NODES"))
+            if len(self._owed[i]) + len(commands) > _MAX_OWED:
+                raise _Gap("a primary is not answering its beats")
+            primary.command.send_packed_command(primary.command.pack_commands(commands))
+            kinds = ["beat", "nodes"][: len(commands)]
+            self._owed[i].extend((kind, beat, kind == kinds[-1]) for kind in kinds)
 
-    def _primary_ids(
-        self, found: list[Primary], views: list[Any], expected: list[str] | None
-    ) -> list[str]:
-        """On a cluster, each primary's id as it says (``CLUSTER NODES``), checked against
-        ``expected`` (the period's), and that no primary knows one more: else a gap, and the
-        next period asks the cluster for its nodes again. Elsewhere nothing: one primary."""
-        if not self._cluster:
-            return []
-        ids: list[str] = []
-        known: set[str] = set()
-        for primary, view in zip(found, views, strict=True):
-            me, serves, masters = cluster_view(view)
-            if serves != (primary.key is not None):
-                me = ""  # it gained or lost its slots: the period's keys are off
-            ids.append(me)
-            known |= masters
-        if (expected is not None and ids != expected) or not known <= set(ids) or "" in ids:
+    def _answer_beat(self, index: int, primary: Primary, ids: list[str], wait: float) -> None:
+        """One reply to a beat: whether the primary still holds the period's key, and who
+        it knows. (The echo comes on the listening connection.)"""
+        if wait and not primary.command.can_read(timeout=wait):
+            raise _Gap("no answer to a beat")
+        try:
+            reply = primary.command.read_response()
+        except ResponseError as exc:
+            reply = exc
+        if not self._owed[index]:
+            raise _Gap("a primary answered what was not asked")
+        kind, beat, last = self._owed[index].popleft()
+        self._refused(reply, "its beat")
+        if kind == "beat":
+            if primary.key is not None and not reply:
+                raise _Gap("the store lost its data (FLUSHALL, or a restart)")
+        else:
+            self._check_view(index, primary, reply, ids)
+        if last:
+            self._heard(beat, len(self._conns) + index)
+
+    def _check_view(self, index: int, primary: Primary, view: Any, ids: list[str]) -> None:
+        """On a cluster, a primary's ``CLUSTER NODES``: still the node of the period's
+        start, still serving slots or none as then, and knowing no primary the period does
+        not listen to: else a gap, and the next period asks the cluster for its nodes
+        again."""
+        me, serves, masters = cluster_view(view)
+        if not me or me != ids[index] or serves != (primary.key is not None):
+            self._refresh = True  # another node there, or it gained or lost its slots
+            raise _Gap("the cluster's primaries changed")
+        if not masters <= set(ids):
             self._refresh = True
             raise _Gap("the cluster's primaries changed")
-        return ids
 
-    def _receive(
-        self,
-        guard: PushRevocation,
-        beat_channel: str,
-        index: int,
-        reply: Any,
-        beats: dict[str, tuple[float, set[int]]],
-    ) -> None:
+    def _receive(self, guard: PushRevocation, beat_channel: str, index: int, reply: Any) -> None:
         if not isinstance(reply, list) or len(reply) != 3 or _text(reply[0]) != "message":
             return
         channel, data = _text(reply[1]), _text(reply[2])
         if channel == beat_channel:
-            beat = beats.get(data)
-            if beat is None:
-                return
-            beat[1].discard(index)
-            if not beat[1]:  # back from every primary, each on its own path: a proof
-                sent = beats.pop(data)[0]
-                period, proof = self.state
-                self.state = (period, max(proof, sent))
-                for old in [b for b, (t, _) in beats.items() if t < sent]:
-                    del beats[old]  # lost beats are no proof, and no memory either
+            self._heard(data, index)
             return
         if channel != self._channel:
             return
@@ -519,6 +552,21 @@ class _Listener(threading.Thread):
         # cluster): applying one twice changes nothing.
         sids, _, user_id = data.partition(" ")
         guard.forget(user_id, None if sids == "*" else sids.split(","))
+
+    def _heard(self, beat: str, part: int) -> None:
+        """One part of a beat is back. All of them, from every primary, each on its own
+        path: a proof up to when it was sent."""
+        entry = self._beats.get(beat)
+        if entry is None:
+            return
+        entry[1].discard(part)
+        if entry[1]:
+            return
+        sent = self._beats.pop(beat)[0]
+        period, proof = self.state
+        self.state = (period, max(proof, sent))
+        for old in [b for b, (t, _) in self._beats.items() if t < sent]:
+            del self._beats[old]  # lost beats are no proof, and no memory either
 
 
 def _readable(conns: list[Any], timeout: float) -> list[int]:
@@ -536,6 +584,10 @@ def _readable(conns: list[Any], timeout: float) -> list[int]:
         for i, sock in enumerate(socks):
             selector.register(sock, selectors.EVENT_READ, i)
         return [key.data for key, _ in selector.select(timeout)]
+
+
+#: Beats' replies a primary may owe before it counts as not answering.
+_MAX_OWED = 8
 
 
 def _none() -> int:

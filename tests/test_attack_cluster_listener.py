@@ -1,9 +1,10 @@
 """Attack pass on push revocation's listener on a Redis Cluster (docs/design.md, "Push
 revocation", "On a Redis Cluster"): one subscription per primary on a connection of its
 own, each primary's beat heard only there, CLUSTER NODES with every beat. What it found
-and is not fixed yet is a strict xfail stating the promise broken; what was fixed (select()
-past 1024 descriptors, a moved key slot, one primary's outage pausing every read, a bounded
-pool used up by gaps) and what found nothing are kept as regressions."""
+was fixed (select() past 1024 descriptors, a moved key slot, one primary's outage pausing
+every read, a bounded pool used up by gaps, a slotless primary keeping listeners deaf, a
+slow primary holding up the others, a cluster-wide SCRIPT LOAD failing on one primary
+down) and is kept, with what found nothing, as regressions."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -207,13 +207,11 @@ def cpu_seconds(thread: threading.Thread) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def in_beat(listener: threading.Thread) -> bool:
-    """Whether the listener thread is inside _Listener._beat now (a round trip)."""
-    frame = sys._current_frames().get(listener.ident or 0)
-    while frame is not None:
-        if frame.f_code.co_name == "_beat":
+def awaits(listener: Any, port: int) -> bool:
+    """Whether the listener has sent the primary on ``port`` a beat it has not answered."""
+    for i, conn in enumerate(list(listener._commands)):
+        if conn.port == port and i < len(listener._owed) and listener._owed[i]:
             return True
-        frame = frame.f_back
     return False
 
 
@@ -247,13 +245,6 @@ def test_a_process_with_over_1024_open_files_still_listens_on_a_cluster(
 
 @pytest.mark.real_redis
 @pytest.mark.cluster
-@pytest.mark.xfail(
-    strict=True,
-    reason="a primary with no slot (just added, before resharding) is in every node's "
-    "CLUSTER NODES, so _primary_ids raises a gap; but refresh_topology re-reads CLUSTER "
-    "SLOTS, which never lists it, so primaries() never includes it: every period ends "
-    "before it starts, for as long as the node has no slot",
-)
 def test_a_new_primary_without_slots_does_not_keep_listeners_deaf(
     make_cluster: Callable[..., Cluster],
 ) -> None:
@@ -324,13 +315,6 @@ def test_resharding_the_slot_of_a_listeners_key_does_not_leave_it_deaf_for_good(
 
 @pytest.mark.real_redis
 @pytest.mark.cluster
-@pytest.mark.xfail(
-    strict=True,
-    reason="_Listener._beat makes one blocking round trip per primary from the listener "
-    "thread: while one primary is slow to answer (up to the 0.5 s socket timeout), the "
-    "listener reads none of the others' announcements, yet its proof is still fresh, so "
-    "memory answers 'alive' for a session another primary already ended",
-)
 def test_a_slow_primary_does_not_hold_up_revocations_from_the_others(
     make_cluster: Callable[..., Cluster],
 ) -> None:
@@ -363,7 +347,7 @@ def test_a_slow_primary_does_not_hold_up_revocations_from_the_others(
 
             staller = threading.Thread(target=stall)
             staller.start()
-            wait_for(lambda b=listener: in_beat(b), "the listener's beat", 2)
+            wait_for(lambda b=listener, p=slow.port: awaits(b, p), "a beat to the slow one", 2)
             time.sleep(0.02)
             assert a.logout(pair).status_code == 204
             lags.append(refused_after(b, pair))
@@ -446,13 +430,6 @@ def test_gaps_do_not_use_up_a_bounded_connection_pool(users: Users) -> None:
 
 @pytest.mark.real_redis
 @pytest.mark.cluster
-@pytest.mark.xfail(
-    strict=True,
-    reason="redis_scripts.run answers NoScriptError with client.script_load(), which on a "
-    "RedisCluster is sent to every primary: one unreachable primary fails it, so a primary "
-    "whose script cache is empty (restarted, a promoted replica, SCRIPT FLUSH) runs no "
-    "script at all, logout included, while any other primary is down",
-)
 def test_a_primary_without_cached_scripts_still_ends_sessions_while_another_is_down(
     make_cluster: Callable[..., Cluster],
 ) -> None:
