@@ -15,10 +15,33 @@ import time_machine
 from flask import Flask
 from helpers import Api, Clock, Users, build_app, stop_revocation_listeners
 from redis.cluster import RedisCluster
-from servers import RedisClusterServers, RedisServer, SentinelSetup, free_port, redis_binary
+from servers import (
+    RedisClusterServers,
+    RedisServer,
+    SentinelSetup,
+    free_port,
+    redis_binary,
+    server_kind,
+)
 
 from flask_dualtoken.state import AppState, get_state
 from flask_dualtoken.store import SessionStore
+
+
+def pytest_report_header() -> str:
+    """Which server the real-server tests run on (DUALTOKEN_TEST_SERVER), and its version."""
+    import shutil
+    import subprocess
+
+    kind = server_kind()
+    if kind == "redis" and shutil.which("redis-server") is None:
+        return "real-server tests: redis-server is not installed"
+    try:
+        binary = redis_binary()
+    except BaseException:  # skip or fail: the tests themselves say why
+        return f"real-server tests: {kind}-server is not available"
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    return f"real-server tests: {binary}: {version.stdout.strip()}"
 
 
 @pytest.fixture(scope="session")

