@@ -19,7 +19,7 @@ import selectors
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
@@ -50,11 +50,25 @@ _GUARDS: weakref.WeakSet[PushRevocation] = weakref.WeakSet()
 _PERIODS = itertools.count(1)
 
 
+#: Told of ended sessions: ``(user_id, sids)``, sids None for every session of the user;
+#: ``(None, None)`` when any session may have ended unannounced (a new listening period).
+EndedCallback = Callable[[str | None, Sequence[str] | None], None]
+
+
 class SessionGuard:
     """``"expiry"``: an access token is good until it expires."""
 
+    #: Whether ``watch`` callbacks hear of every ending, within the push bound.
+    pushes = False
+
     def check(self, user_id: str, sid: str, exp: int) -> None:
         """Raise ``SessionRevoked`` when the session of a verified access token ended."""
+
+    def watch(self, callback: EndedCallback) -> None:
+        """Call ``callback`` as this process learns that sessions ended (push mode: every
+        ending anywhere; other modes: none, so check sessions yourself). It runs on the
+        listener's thread, or the thread that ended the session: keep it short, and do
+        not raise (an exception is logged and dropped)."""
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop whatever runs in the background (waiting at most ``timeout`` seconds for
@@ -75,6 +89,8 @@ class StrictRevocation(SessionGuard):
 class PushRevocation(SessionGuard):
     """``"push"``: answers from memory while the listener vouches for them, else Redis."""
 
+    pushes = True
+
     def __init__(
         self, store: SessionStore, heartbeat: float, leeway: int, access_ttl: int
     ) -> None:
@@ -94,6 +110,7 @@ class PushRevocation(SessionGuard):
         #: does not pause the reads of sessions the others can still say are ended.
         self._unreachable_until: dict[int, float] = {}
         self._listener: _Listener | None = None
+        self._watchers: list[EndedCallback] = []
         # Weakly: the listener holds the store, and must not keep a dropped app alive.
         forget = weakref.WeakMethod(self.forget)
 
@@ -203,15 +220,24 @@ class PushRevocation(SessionGuard):
                         self._known[user_id][sid] = (DEAD, entry[1])
                     elif here:
                         self._put(user_id, sid, DEAD, until)
-                return
-            sessions = self._known.get(user_id)
-            if sessions is None:
-                return
-            for sid in [s for s, (period, _) in sessions.items() if period != DEAD]:
-                del sessions[sid]
-                self._count -= 1
-            if not sessions:
-                del self._known[user_id]
+            elif (sessions := self._known.get(user_id)) is not None:
+                for sid in [s for s, (period, _) in sessions.items() if period != DEAD]:
+                    del sessions[sid]
+                    self._count -= 1
+                if not sessions:
+                    del self._known[user_id]
+        self._tell(user_id, sids)
+
+    def watch(self, callback: EndedCallback) -> None:
+        with self._lock:
+            self._watchers.append(callback)
+
+    def _tell(self, user_id: str | None, sids: Sequence[str] | None) -> None:
+        for callback in self._watchers:
+            try:
+                callback(user_id, sids)
+            except Exception:
+                logger.exception("a revocation watcher failed")
 
     def forget_all(self) -> None:
         with self._lock:
@@ -423,6 +449,10 @@ class _Listener(threading.Thread):
         self._since = started
         self.state = (next(_PERIODS), started)
         store.health.answered()
+        guard = self._guard()
+        if guard is not None:  # what ended during the gap was not announced here
+            guard._tell(None, None)
+        del guard
         # beat -> (sent at, what is still to come: each primary's echo, i, on its listening
         # connection, and its replies, count + i, on its command connection)
         self._beats = {}

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import jwt
 import pytest
 from flask import Flask
 from helpers import Api, Users, app_on_url, sid_of
@@ -394,3 +395,59 @@ def test_on_the_in_memory_store_push_works_the_same(users: Users) -> None:
         store.revoke("1", sid_of(other), "test")  # announced (and applied locally)
         assert status(api, other) == (401, "session_revoked")
         assert status(api, pair) == (200, None)  # remembered, and nobody said otherwise
+
+
+def test_watchers_hear_every_ending_here_and_elsewhere(
+    two: tuple[Api, Api], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``watch`` (what the Socket.IO helper disconnects by): a logout in this process, one
+    in another, logout-all (every session: sids None), and a failing watcher that is
+    logged and does not stop the others."""
+    a, b = two
+    a_heard: list[tuple[str | None, Any]] = []
+    b_heard: list[tuple[str | None, Any]] = []
+
+    def broken(user_id: str | None, sids: Any) -> None:
+        raise RuntimeError("a watcher's bug")
+
+    guard_of(a.client.application).watch(lambda user_id, sids: a_heard.append((user_id, sids)))
+    guard_of(b.client.application).watch(broken)
+    guard_of(b.client.application).watch(lambda user_id, sids: b_heard.append((user_id, sids)))
+    pair = known(b, a.login())
+    user_id = str(jwt.decode(pair["access_token"], options={"verify_signature": False})["sub"])
+    assert a.logout(pair).status_code == 204
+    assert refused_after(b, pair) < 1
+    assert (user_id, [sid_of(pair)]) in [(u, list(s or [])) for u, s in a_heard]  # here
+    # Elsewhere: within the bound (the refusal may come first, from a Redis read).
+    assert heard_within(b_heard, (user_id, [sid_of(pair)]), 1.0)
+    other = known(b, a.login())
+    response = a.client.post(
+        "/auth/logout-all", headers={"Authorization": f"Bearer {other['access_token']}"}
+    )
+    assert response.status_code == 204
+    assert refused_after(b, other) < 1
+    assert heard_within(b_heard, (user_id, None), 1.0)
+    assert "a revocation watcher failed" in caplog.text
+
+
+def heard_within(heard: list[tuple[str | None, Any]], what: Any, limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if what in [(u, None if s is None else list(s)) for u, s in heard]:
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_watchers_are_told_to_check_again_when_a_listening_period_begins(
+    make_app: Callable[..., Flask],
+) -> None:
+    """What ends while a process is deaf is not announced to it: a new period tells its
+    watchers (None, None), so that they check what they hold."""
+    app = make_app()
+    heard: list[tuple[str | None, Any]] = []
+    guard_of(app).watch(lambda user_id, sids: heard.append((user_id, sids)))
+    api = Api(app)
+    assert status(api, api.login()) == (200, None)
+    wait_until_listening(app)
+    assert (None, None) in heard
