@@ -37,6 +37,9 @@ class RequestAuth:
 
 
 def set_request_auth(token: AccessToken | None) -> None:
+    previous = _request_auth()
+    if previous is not None and token is not None and previous.token == token:
+        return  # verified again (a hook then the view, two decorators): one user load
     setattr(g, AUTH_KEY, RequestAuth(token))
 
 
