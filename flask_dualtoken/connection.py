@@ -10,7 +10,7 @@ import functools
 import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from urllib.parse import urlsplit
@@ -228,11 +228,18 @@ class ClusterNodeView:
     id: str
     host: str
     port: int
+    #: The name it announces (``cluster-announce-hostname``), "" if none.
+    hostname: str
     myself: bool
-    #: A primary that can take writes: not failed, not joining, with an address.
+    #: A primary that can take writes: not joining, with an address, and not failed, or
+    #: failed but still holding its slots (no replica took them over: it may be running
+    #: again before the others clear the flag, and its sessions are still its own).
     writable_primary: bool
     #: The first slot it serves, None if it serves none (just added, or emptied).
     first_slot: int | None
+    #: A slot it serves that is neither migrating nor importing: where a key of its own
+    #: stays put (a reshard left half-way would answer ASK for the first one for good).
+    steady_slot: int | None
 
 
 def parse_cluster_nodes(reply: Any) -> list[ClusterNodeView]:
@@ -243,21 +250,44 @@ def parse_cluster_nodes(reply: Any) -> list[ClusterNodeView]:
         if len(fields) < 8:
             continue
         flags = set(fields[2].split(","))
-        address = fields[1].split("@")[0]
-        host, _, port = address.rpartition(":")
-        slots = [s for s in fields[8:] if not s.startswith("[")]
-        writable = "master" in flags and not flags & {"fail", "handshake", "noaddr"}
+        address, _, extra = fields[1].partition(",")  # ip:port@cport[,hostname]
+        host, _, port = address.split("@")[0].rpartition(":")
+        ranges = [_slot_range(s) for s in fields[8:] if not s.startswith("[")]
+        moving = {int(s[1:].split("-")[0]) for s in fields[8:] if s.startswith("[")}
+        steady = next(
+            (slot for first, last in ranges for slot in _first_free(first, last, moving)), None
+        )
+        writable = (
+            "master" in flags
+            and not flags & {"handshake", "noaddr"}
+            and ("fail" not in flags or bool(ranges))
+        )
         nodes.append(
             ClusterNodeView(
                 id=fields[0],
                 host=host,
                 port=int(port) if port.isdigit() else 0,
+                hostname=extra.split(",")[0] if extra and "=" not in extra.split(",")[0] else "",
                 myself="myself" in flags,
                 writable_primary=writable,
-                first_slot=int(slots[0].split("-")[0]) if slots else None,
+                first_slot=ranges[0][0] if ranges else None,
+                steady_slot=steady,
             )
         )
     return nodes
+
+
+def _slot_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    return int(first), int(last or first)
+
+
+def _first_free(first: int, last: int, moving: set[int]) -> Iterator[int]:
+    """The first slot of ``first..last`` not in ``moving`` (at most len(moving)+1 tries)."""
+    for slot in range(first, min(last, first + len(moving)) + 1):
+        if slot not in moving:
+            yield slot
+            return
 
 
 def cluster_view(reply: Any) -> tuple[str, bool, frozenset[str]]:
@@ -272,30 +302,42 @@ def cluster_view(reply: Any) -> tuple[str, bool, frozenset[str]]:
     return me.id, me.first_slot is not None, masters
 
 
-def primaries(client: RedisClient, base: str) -> list[Primary]:
+def primaries(client: RedisClient, base: str, timeout: float) -> list[Primary]:
     """Every primary, each with a key named after ``base``: on a cluster, every primary
     that ``CLUSTER NODES`` lists as able to take writes, slots or none (the client's slot
     map knows only those with slots), each key with a hash tag of a slot it serves.
-    Standalone and Sentinel: connections to the master the client reaches now."""
+    Standalone and Sentinel: connections to the master the client reaches now. Socket
+    timeouts are at most ``timeout``: a listener must not hang on a reply cut short."""
     if isinstance(client, redis.Redis):
-        return [Primary(_own_connection(client), _own_connection(client), base)]
+        return [
+            Primary(
+                _own_connection(client, timeout=timeout),
+                _own_connection(client, timeout=timeout),
+                base,
+            )
+        ]
     cluster: Any = client  # redis-py's cluster client is partly untyped
     reply, template = _ask_cluster_nodes(cluster)
     remap = getattr(cluster.nodes_manager, "remap_host_port", None)
+    slot_map = cluster.nodes_manager.slots_cache
     found = []
     for node in parse_cluster_nodes(reply):
         if not node.writable_primary:
             continue
-        # A node that has not learnt its address shows it empty in its own line.
-        host = node.host or template.connection_pool.connection_kwargs.get("host", "")
-        port = node.port
-        if remap is not None:
-            host, port = remap(host, port)
-        slot = node.first_slot
+        slot = node.steady_slot if node.steady_slot is not None else node.first_slot
+        owners = slot_map.get(slot) if slot is not None else None
+        if owners:  # connect as the client does (its endpoint type, its address remap)
+            host, port = owners[0].host, owners[0].port
+        else:  # no slot yet: by its announced name, else its address
+            # (a node that has not learnt its address shows it empty in its own line)
+            host = node.hostname or node.host or template.connection_pool.connection_kwargs["host"]
+            host, port = remap(host, node.port) if remap is not None else (host, node.port)
         key = None if slot is None else f"{base}{{{_tag_for_slot(slot)}}}"
         found.append(
             Primary(
-                _own_connection(template, host, port), _own_connection(template, host, port), key
+                _own_connection(template, host, port, timeout),
+                _own_connection(template, host, port, timeout),
+                key,
             )
         )
     return found
@@ -318,15 +360,21 @@ def is_cluster(client: RedisClient) -> bool:
     return not isinstance(client, redis.Redis)
 
 
-def _own_connection(client: redis.Redis, host: str | None = None, port: int = 0) -> Any:
+def _own_connection(
+    client: redis.Redis, host: str | None = None, port: int = 0, timeout: float | None = None
+) -> Any:
     """A connection built as the client's pool builds them (to another node if given),
     but not counted by the pool: each listening period takes new ones, and a pool with
     ``max_connections`` would run out after that many gaps. Nor does it go through a
-    client-side cache."""
+    client-side cache. Its socket timeouts are capped at ``timeout``."""
     pool: Any = client.connection_pool
     kwargs = dict(pool.connection_kwargs)
     if host is not None:
         kwargs.update(host=host, port=port)
+    if timeout is not None:
+        for name in ("socket_timeout", "socket_connect_timeout"):
+            given = kwargs.get(name)
+            kwargs[name] = timeout if given is None else min(given, timeout)
     return pool.connection_class(**kwargs)
 
 

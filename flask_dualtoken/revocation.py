@@ -408,7 +408,7 @@ class _Listener(threading.Thread):
             self._refresh = False
             refresh_topology(store.client)
         self._cluster = is_cluster(store.client)
-        found = primaries(store.client, self._epoch_base)
+        found = primaries(store.client, self._epoch_base, self._deadline)
         self._conns = [p.listen for p in found]
         self._commands = [p.command for p in found]
         channels = [f"{self._beat_base}:{i}" for i in range(len(found))]
