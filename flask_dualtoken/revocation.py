@@ -42,6 +42,15 @@ logger = logging.getLogger("flask_dualtoken")
 DEAD = -1
 _Entry = tuple[int, int]
 
+
+def _boottime() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+#: Seconds that also pass while the machine is suspended (Linux: CLOCK_BOOTTIME; elsewhere
+#: monotonic()): a proof taken before a suspend must not pass for fresh after it.
+_clock = _boottime if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic
+
 #: Seconds without reads after a read found Redis unreachable.
 OUTAGE_PAUSE = 1.0
 
@@ -141,7 +150,7 @@ class PushRevocation(SessionGuard):
             listener = self._restart(listener)
         period, heard = listener.trusted_period(), self._heard
         shard = self._store.shard_of(user_id)
-        if time.monotonic() < self._unreachable_until.get(shard, 0.0):
+        if _clock() < self._unreachable_until.get(shard, 0.0):
             return  # a read just failed: "expiry" for a moment (docs/design.md, Redis down)
         try:
             alive = self._store.is_live(user_id, sid)
@@ -150,7 +159,7 @@ class PushRevocation(SessionGuard):
             # sessions through it either, and a partition is bounded by the token's expiry,
             # as in "expiry" mode. Pause these reads briefly so that an unreachable host
             # does not cost every request a connect timeout.
-            self._unreachable_until[shard] = time.monotonic() + OUTAGE_PAUSE
+            self._unreachable_until[shard] = _clock() + OUTAGE_PAUSE
             return
         with self._lock:
             if not alive:  # final: nothing revives a session
@@ -175,7 +184,7 @@ class PushRevocation(SessionGuard):
         old = sessions.get(sid) if sessions is not None else None
         if old is None:
             if self._count >= self._next_sweep or (
-                self._count >= MAX_REMEMBERED_SESSIONS and time.monotonic() >= self._full_sweep
+                self._count >= MAX_REMEMBERED_SESSIONS and _clock() >= self._full_sweep
             ):
                 self._sweep()
             if self._count >= MAX_REMEMBERED_SESSIONS:
@@ -199,7 +208,7 @@ class PushRevocation(SessionGuard):
             if not sessions:
                 del self._known[user_id]
         self._next_sweep = min(MAX_REMEMBERED_SESSIONS, max(1024, 2 * self._count))
-        self._full_sweep = time.monotonic() + 1.0
+        self._full_sweep = _clock() + 1.0
 
     # -- what the listener tells -------------------------------------------------------
 
@@ -334,7 +343,7 @@ class _Listener(threading.Thread):
     def trusted_period(self) -> int | None:
         """The period whose answers may be used now: None while deaf or late."""
         period, proof = self.state
-        if period is None or time.monotonic() - proof >= self._deadline:
+        if period is None or _clock() - proof >= self._deadline:
             return None
         return period
 
@@ -375,7 +384,7 @@ class _Listener(threading.Thread):
                 self._log(store, exc)
             # At once after a subscription that lasted; else backing off, up to 2 s, so
             # that a server that keeps refusing or dropping us is not hammered.
-            steady = self._listened and time.monotonic() - self._since > 1.0
+            steady = self._listened and _clock() - self._since > 1.0
             backoff = 0.0 if steady else min(2.0, backoff * 2 or 0.05)
             del store
             self._stopped.wait(backoff)
@@ -415,7 +424,7 @@ class _Listener(threading.Thread):
         for primary, channel in zip(found, channels, strict=True):
             primary.listen.connect()
             primary.listen.send_command("SUBSCRIBE", self._channel, channel)
-        started = time.monotonic()
+        started = _clock()
         for primary in found:
             for _ in range(2):
                 reply = self._answer(primary.listen, "SUBSCRIBE", push_request=True)
@@ -463,7 +472,7 @@ class _Listener(threading.Thread):
         # is slow). More: every connection through one selector, as replies come.
         conns = self._conns if count == 1 else self._conns + self._commands
         while not self._stopped.is_set():
-            now = time.monotonic()
+            now = _clock()
             if now - self.state[1] >= self._deadline:
                 raise _Gap("fell behind (the heartbeat is late)")
             if now >= next_beat:
@@ -477,7 +486,7 @@ class _Listener(threading.Thread):
             guard = self._guard()
             if guard is None:
                 return
-            wait = max(0.0, min(next_beat, self.state[1] + self._deadline) - time.monotonic())
+            wait = max(0.0, min(next_beat, self.state[1] + self._deadline) - _clock())
             for i in _readable(conns, wait):
                 # Until its buffer is empty: _readable watches the sockets only.
                 while conns[i].can_read(timeout=0):

@@ -451,3 +451,12 @@ def test_watchers_are_told_to_check_again_when_a_listening_period_begins(
     assert status(api, api.login()) == (200, None)
     wait_until_listening(app)
     assert (None, None) in heard
+
+
+@pytest.mark.skipif(not hasattr(time, "CLOCK_BOOTTIME"), reason="CLOCK_BOOTTIME is Linux's")
+def test_a_proofs_age_counts_the_time_the_machine_was_suspended() -> None:
+    """monotonic() stands still while a VM is suspended: a proof taken before a suspend
+    would pass for fresh after it, though announcements were missed meanwhile. The
+    listener's clock is CLOCK_BOOTTIME, which counts that time."""
+    assert revocation._clock is revocation._boottime
+    assert abs(revocation._clock() - time.clock_gettime(time.CLOCK_BOOTTIME)) < 0.05
