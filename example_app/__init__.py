@@ -3,6 +3,7 @@
 Run it with ``flask --app example_app run``. With no settings it uses the in-memory
 store and a secret kept in the instance folder; ``FLASK_DUALTOKEN_REDIS_URL`` and
 ``FLASK_DUALTOKEN_SECRET_KEY`` in the environment switch to real ones.
+With prometheus-client installed (the ``metrics`` extra) it serves ``/metrics``.
 """
 
 from __future__ import annotations
@@ -173,6 +174,16 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
     @jwt_required(roles=["admin"])
     def admin() -> dict[str, Any]:
         return {"message": f"Hello, {current_user.username}: you are an admin."}
+
+    if app.extensions["dualtoken"].settings.metrics is not None:
+        # With the metrics extra installed (pip install 'flask-dualtoken[metrics]'):
+        # Prometheus scrapes this. A real app serves it to Prometheus only, not to the
+        # internet (docs/operations-metrics.md).
+        from flask_dualtoken.metrics import metrics_response
+
+        @app.get("/metrics")
+        def metrics() -> Response:
+            return metrics_response()
 
     @app.cli.command("create-user")
     @click.argument("name")

@@ -20,9 +20,11 @@ from urllib.parse import urlsplit
 from redis import Redis
 from redis.cluster import RedisCluster
 
-from . import ed25519
+from . import ed25519, metrics, tracing
 from .connection import REDIS_SCHEMES, UrlError, check_url, redact_url
+from .metrics import Metrics
 from .remote_keys import KeySetError, parse_key_set
+from .tracing import Tracing
 
 MIN_SECRET_BYTES = 32
 _GENERATE = "python -m flask_dualtoken gen-secret"
@@ -101,6 +103,10 @@ class Settings:
     cookie_domain: str | None
     cookie_samesite: SameSite
     csrf_header: str
+    #: This app's Prometheus metrics, or None: no metrics (DUALTOKEN_METRICS).
+    metrics: Metrics | None
+    #: This app's OpenTelemetry spans, or None: no spans (DUALTOKEN_TRACING).
+    tracing: Tracing | None
 
     def __repr__(self) -> str:
         """No secret and no Redis password: settings end up in tracebacks, debuggers and
@@ -423,6 +429,44 @@ def _header_name(key: str, value: Any) -> str:
     return value
 
 
+def _metrics(key: str, value: Any) -> Metrics | None:
+    # Unset: on when prometheus-client is installed; asked for, it must be.
+    if value is None:
+        return metrics.for_registry(metrics.default_registry()) if metrics.available() else None
+    if value is False:
+        return None
+    if value is not True and not metrics.is_registry(value):
+        raise ConfigError(
+            f"{key} must be True, False, None (on when prometheus-client is installed) or a "
+            f"prometheus_client CollectorRegistry; got {value!r:.80}"
+        )
+    if not metrics.available():
+        raise ConfigError(
+            f"{key} = True counts in Prometheus metrics, which need the 'prometheus-client' "
+            f"package: {metrics.INSTALL_HINT}"
+        )
+    return metrics.for_registry(metrics.default_registry() if value is True else value)
+
+
+def _tracing(key: str, value: Any) -> Tracing | None:
+    # Unset: on when the OpenTelemetry API is installed; asked for, it must be.
+    if value is None:
+        return tracing.tracing_for() if tracing.available() else None
+    if value is False:
+        return None
+    if value is not True and not tracing.is_provider(value):
+        raise ConfigError(
+            f"{key} must be True, False, None (on when opentelemetry-api is installed) or an "
+            f"OpenTelemetry TracerProvider; got {value!r:.80}"
+        )
+    if not tracing.available():
+        raise ConfigError(
+            f"{key} = True makes OpenTelemetry spans, which need the 'opentelemetry-api' "
+            f"package: {tracing.INSTALL_HINT}"
+        )
+    return tracing.tracing_for(None if value is True else value)
+
+
 #: Every setting, in the order of the docs' table and of the ``Settings`` fields.
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -683,6 +727,26 @@ SETTINGS: tuple[Setting, ...] = (
         "X-CSRF-Token",
         "the header that carries the CSRF token on state-changing cookie requests",
         _header_name,
+    ),
+    Setting(
+        "DUALTOKEN_METRICS",
+        "metrics",
+        None,
+        "Prometheus metrics (see Operations: metrics and traces). Unset: on when "
+        "`prometheus-client` is installed (the `metrics` extra); `True`: on, and a start-up "
+        "error without it; `False`: off; or a `prometheus_client.CollectorRegistry` to count "
+        "in instead of the default registry",
+        _metrics,
+    ),
+    Setting(
+        "DUALTOKEN_TRACING",
+        "tracing",
+        None,
+        "OpenTelemetry spans around the flows and the store's scripts. Unset: on when "
+        "`opentelemetry-api` is installed (the `tracing` extra; no-op without an SDK); "
+        "`True`: on, and a start-up error without it; `False`: off; or a `TracerProvider` to "
+        "use instead of the global one",
+        _tracing,
     ),
 )
 KNOWN_KEYS = frozenset(setting.key for setting in SETTINGS)

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response
 
-from . import flows
+from . import flows, instruments
 from .config import load_settings
 from .connection import connect, store_address
 from .context import request_client
@@ -112,6 +112,13 @@ class DualToken:
             cookies=CookieJar(settings),
             stamps=StampKeys((settings.secret, *settings.previous_secrets)),
         )
+        # Counted from the flows' signals and timed around the store's scripts: nothing
+        # on the path of a protected request.
+        if settings.metrics is not None:
+            settings.metrics.watch(app)
+            instruments.watch(client, settings.metrics.time_store)
+        if settings.tracing is not None:
+            instruments.watch(client, settings.tracing)
         from .cli import cli
 
         app.cli.add_command(cli)

@@ -5,7 +5,8 @@ Reissue follows the design (docs/design.md): verify the (possibly expired) acces
 to learn the user, verify the refresh token, require that both were issued together,
 then let the store rotate, replay or refuse in one atomic step. Each flow sends its
 signal and writes its audit line here, with user id, session id and client address;
-never a token.
+never a token. The signals are what the metrics count; each public flow runs in a span
+when the app traces (``tracing.traced``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .redis_scripts import ScriptCall
 from .state import misconfigured
 from .store import ClientInfo, SessionInfo
 from .tokens import AccessToken, RefreshToken, TokenPair, new_id
+from .tracing import traced
 
 if TYPE_CHECKING:
     from blinker import NamedSignal
@@ -60,6 +62,7 @@ def _audit(
     signal.send(state.app, **facts)
 
 
+@traced
 def login(state: AppState, username: str, password: str, client: ClientInfo) -> TokenPair:
     """Check credentials under the attempt limits, then start a session.
 
@@ -119,6 +122,7 @@ def _authenticate(
 PASSWORD = ("pwd",)
 
 
+@traced
 def issue(
     state: AppState,
     user: Any,
@@ -211,6 +215,7 @@ def verify_pair(
     return access, refresh
 
 
+@traced
 def reissue(
     state: AppState,
     access_token: str,
@@ -305,6 +310,7 @@ def check_credentials(state: AppState, access: AccessToken, client: ClientInfo) 
         raise SessionRevoked()
 
 
+@traced
 def reauthenticate(
     state: AppState, access: AccessToken, username: str, password: str, client: ClientInfo
 ) -> TokenPair:
@@ -354,6 +360,7 @@ def reauthenticate(
     return state.codec.sign(result.grant, user_id=user_id, session_id=sid)
 
 
+@traced
 def logout(
     state: AppState,
     access_token: str,
@@ -377,6 +384,7 @@ def logout(
         )
 
 
+@traced
 def revoke_token(
     state: AppState, token: str, client: ClientInfo, *, proof: Proof | None = None
 ) -> None:
@@ -395,6 +403,7 @@ def revoke_token(
     revoke(state, found.sub, found.sid, "revoked", client)
 
 
+@traced
 def revoke(
     state: AppState,
     user_id: str,
@@ -426,6 +435,7 @@ def _revoked(
     )
 
 
+@traced
 def revoke_all(
     state: AppState, user_id: str, client: ClientInfo, *, caller: str | None = None
 ) -> None:
@@ -437,6 +447,7 @@ def revoke_all(
     )
 
 
+@traced
 def list_sessions(
     state: AppState, user_id: str, *, caller: str | None = None
 ) -> list[SessionInfo]:
@@ -444,6 +455,7 @@ def list_sessions(
     return state.store.sessions(user_id, caller=caller)
 
 
+@traced
 def credentials_changed(
     state: AppState, user: Any, client: ClientInfo, *, keep_session: str | None
 ) -> bool:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,11 @@ STORE_ERRORS = (redis.RedisError, RedisClusterException)
 #: Error replies that mean the store cannot serve for now, not that a command is wrong: a
 #: cluster without a quorum or mid-failover, a replica that was a primary a moment ago.
 OUTAGE_REPLIES = (ClusterDownError, TryAgainError, ReadOnlyError)
+
+#: Wrapped around every round trip of scripts, ``instrument(client, operation)`` (the
+#: script's name; for a pipeline, its scripts' names joined by '+'), when an app's metrics
+#: or traces are on (``instruments.watch``); None, as without them, costs this one check.
+instrument: Callable[[RedisClient, str], AbstractContextManager[object]] | None = None
 
 
 class StoreHealth:
@@ -119,6 +125,13 @@ class ScriptCall:
 
 def run(client: RedisClient, call: ScriptCall) -> Any:
     """Run one call: one round trip (one more only right after Redis lost its scripts)."""
+    if instrument is None:
+        return _run(client, call)
+    with instrument(client, call.script.name):
+        return _run(client, call)
+
+
+def _run(client: RedisClient, call: ScriptCall) -> Any:
     try:
         return client.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
     except NoScriptError:
@@ -133,6 +146,14 @@ def run_many(client: RedisClient, calls: Sequence[ScriptCall]) -> list[Any]:
     after every call has been sent (calls are independent: none waits for another)."""
     if len(calls) == 1:
         return [run(client, calls[0])]
+    if instrument is None:
+        return _run_many(client, calls)
+    names = dict.fromkeys(call.script.name for call in calls)  # in order, each once
+    with instrument(client, "+".join(names)):
+        return _run_many(client, calls)
+
+
+def _run_many(client: RedisClient, calls: Sequence[ScriptCall]) -> list[Any]:
     replies = _pipeline(client, calls)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:

@@ -2,7 +2,7 @@
 
 Each is sent with the Flask app as sender and keyword arguments ``user_id``,
 ``session_id`` and ``ip`` (the client address), plus those named below. None carries a
-token or a password.
+token or a password. The Prometheus metrics (``metrics``) are counted from them.
 """
 
 from __future__ import annotations

@@ -105,6 +105,9 @@ def _samples() -> dict[str, tuple[Any, Any]]:
         "DUALTOKEN_COOKIE_DOMAIN": ("example.com", "example.com"),
         "DUALTOKEN_COOKIE_SAMESITE": ("Lax", "Lax"),
         "DUALTOKEN_CSRF_HEADER": ("X-Proof", "X-Proof"),
+        # Both on by default in this suite (the test extra installs their packages).
+        "DUALTOKEN_METRICS": (False, None),
+        "DUALTOKEN_TRACING": (False, None),
     }
 
 

@@ -369,3 +369,49 @@ def test_a_password_changed_elsewhere_ends_sessions_at_their_next_reissue(
     response = reissue(client, pair)
     assert response.status_code == 401
     assert response.json["error"] == "session_revoked"
+
+
+def test_the_example_serves_prometheus_metrics_with_the_extra_installed(example: Flask) -> None:
+    client = example.test_client()
+    login(client, "alice", "alice-password")
+    client.post("/auth/login", json={"username": "alice", "password": "wrong"})
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert 'dualtoken_logins_total{outcome="succeeded"}' in text
+    assert 'dualtoken_logins_total{outcome="failed"}' in text
+    assert "alice" not in text
+
+
+def test_without_the_metrics_extra_the_example_runs_and_has_no_metrics_route(
+    tmp_path: Path,
+) -> None:
+    """The README's install (`.[example]`) has no prometheus-client: as if not installed."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = f"""
+        import sys
+        sys.modules["prometheus_client"] = None  # importing it fails
+        from example_app import create_app, db
+        app = create_app({{"TESTING": True}}, {str(tmp_path / "instance")!r})
+        client = app.test_client()
+        body = {{"username": "alice", "password": "alice-password"}}
+        print(client.post("/auth/login", json=body).status_code)
+        print(client.get("/metrics").status_code)
+        with app.app_context():
+            db.engine.dispose()
+    """
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", textwrap.dedent(code)],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split()[-2:] == ["200", "404"]
