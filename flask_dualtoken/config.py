@@ -32,6 +32,8 @@ _GENERATE_ANYWHERE = 'python -c "import secrets; print(secrets.token_urlsafe(48)
 GENERATE_SECRET_HINT = f"generate one with: {_GENERATE} (or {_GENERATE_ANYWHERE})"
 #: The highest DUALTOKEN_MAX_SESSIONS: the session list walks at most this many sessions.
 MAX_SESSIONS_CAP = 1000
+#: The longest DUALTOKEN_INTROSPECTION_CACHE_SECONDS: beyond it, asking is hardly worth it.
+MAX_INTROSPECTION_CACHE_SECONDS = 300
 
 #: Where tokens travel: JSON bodies and ``Authorization``, cookies, or either per client.
 TokenLocation = Literal["headers", "cookies", "both"]
@@ -91,8 +93,18 @@ class Settings:
     #: ...or its keys, given here: Ed25519 public keys by key id (typed Any, as the
     #: cryptography package that defines them is optional).
     public_keys: Mapping[str, Any] | None
+    #: A verify-only app's question to the issuing app, per request: its RFC 7662 URL...
+    introspection_url: str | None
+    #: ...and this app's client id and secret there (both set with the URL, or neither).
+    introspection_client_id: str | None
+    introspection_client_secret: bytes | None
+    #: Seconds an answer of the introspection URL is kept; 0: asked at every request.
+    introspection_cache_seconds: int
     #: RFC 7662 introspection clients, {client_id: secret}; empty: no introspection route.
     introspection_clients: Mapping[str, bytes]
+    #: Introspections one authenticated client may ask per window; 0: no limit.
+    introspection_max_requests: int
+    introspection_window: int
     token_cache_size: int
     openapi: bool
     #: Where tokens travel: "headers" (JSON bodies and Authorization), "cookies", "both".
@@ -120,6 +132,8 @@ class Settings:
                 value = tuple(_Hidden() for _ in value)
             elif item.name == "introspection_clients":
                 value = {client_id: _Hidden() for client_id in value}
+            elif item.name == "introspection_client_secret" and value is not None:
+                value = _Hidden()
             elif item.name == "redis_url":
                 value = redact_url(value)
             elif item.name == "redis_client" and value is not None:
@@ -135,6 +149,12 @@ class Settings:
         """An app that verifies another app's EdDSA access tokens: no secret, no store, no
         routes (DUALTOKEN_JWKS_URL or DUALTOKEN_PUBLIC_KEYS)."""
         return self.jwks_url is not None or self.public_keys is not None
+
+    @property
+    def asks_introspection(self) -> bool:
+        """A verify-only app that asks the issuing app about each token's session
+        (DUALTOKEN_INTROSPECTION_URL)."""
+        return self.introspection_url is not None
 
     @property
     def cookies_enabled(self) -> bool:
@@ -229,9 +249,10 @@ def _access_algorithm(key: str, value: Any) -> AccessAlgorithm:
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-def _jwks_url(key: str, value: Any) -> str | None:
+def _pinned_url(key: str, value: Any, *, example: str) -> str | None:
     # https only (plain http on loopback, for development and tests): whoever can change
-    # the answer decides which tokens are valid.
+    # the answer decides which tokens are valid, and the introspection URL gets our client
+    # secret.
     if value is None:
         return None
     parts = urlsplit(value) if isinstance(value, str) else None
@@ -245,7 +266,7 @@ def _jwks_url(key: str, value: Any) -> str | None:
         )
     ):
         raise ConfigError(
-            f"{key} must be the issuing app's key set URL, https://host/auth/jwks.json "
+            f"{key} must be the issuing app's {example} "
             f"(http only on 127.0.0.1, ::1 or localhost); got {value!r:.80}"
         )
     return str(value)
@@ -263,6 +284,32 @@ def _public_keys(key: str, value: Any) -> Mapping[str, Any] | None:
 
 
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _client_id(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CLIENT_ID.fullmatch(value):
+        raise ConfigError(
+            f"{key} must be a client id of 1-64 letters, digits, '_', '.' or '-' (one of "
+            f"the issuing app's DUALTOKEN_INTROSPECTION_CLIENTS); got {value!r:.40}"
+        )
+    return value
+
+
+def _client_secret(key: str, value: Any) -> bytes | None:
+    # As long as the issuing app requires of its clients' secrets; never shown.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if not isinstance(value, bytes) or len(value) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{key} must be the client's secret (str or bytes) of at least "
+            f"{MIN_SECRET_BYTES} bytes, as the issuing app's DUALTOKEN_INTROSPECTION_CLIENTS "
+            f"holds it; {GENERATE_SECRET_HINT}"
+        )
+    return value
 
 
 def _clients(key: str, value: Any) -> Mapping[str, bytes]:
@@ -606,7 +653,8 @@ SETTINGS: tuple[Setting, ...] = (
         "DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS",
         "login_max_attempts_per_address",
         50,
-        "failed logins per client address per window; 0 turns it off",
+        "failed logins per client address per window (failed introspection client "
+        "authentications too, on a counter of their own); 0 turns it off",
         _count,
     ),
     Setting(
@@ -648,7 +696,7 @@ SETTINGS: tuple[Setting, ...] = (
         "makes this app verify-only: it checks the EdDSA access tokens of the app at this "
         "URL (its `{prefix}/jwks.json`, https) with the keys fetched from there, and holds no "
         'secret, no store and no routes. Set `DUALTOKEN_ACCESS_ALGORITHM = "EdDSA"` too',
-        _jwks_url,
+        partial(_pinned_url, example="key set URL, https://host/auth/jwks.json"),
     ),
     Setting(
         "DUALTOKEN_PUBLIC_KEYS",
@@ -659,6 +707,41 @@ SETTINGS: tuple[Setting, ...] = (
         _public_keys,
     ),
     Setting(
+        "DUALTOKEN_INTROSPECTION_URL",
+        "introspection_url",
+        None,
+        "verify-only apps: the issuing app's `{prefix}/introspect` (https), asked about every "
+        "access token after its signature checks (RFC 7662, as "
+        "`DUALTOKEN_INTROSPECTION_CLIENT_ID`), so that an ended session is refused (401 "
+        "`session_revoked`); 503 `introspection_unavailable` while it cannot answer",
+        partial(_pinned_url, example="introspection URL, https://host/auth/introspect"),
+    ),
+    Setting(
+        "DUALTOKEN_INTROSPECTION_CLIENT_ID",
+        "introspection_client_id",
+        None,
+        "with `DUALTOKEN_INTROSPECTION_URL`: this app's client id in the issuing app's "
+        "`DUALTOKEN_INTROSPECTION_CLIENTS`",
+        _client_id,
+    ),
+    Setting(
+        "DUALTOKEN_INTROSPECTION_CLIENT_SECRET",
+        "introspection_client_secret",
+        None,
+        "with `DUALTOKEN_INTROSPECTION_URL`: that client's secret (at least 32 bytes; never "
+        "in a repr or a log line)",
+        _client_secret,
+    ),
+    Setting(
+        "DUALTOKEN_INTROSPECTION_CACHE_SECONDS",
+        "introspection_cache_seconds",
+        0,
+        "with `DUALTOKEN_INTROSPECTION_URL`: seconds (at most 300) an answer is kept, never "
+        "past the token's expiry, so that an ended session is still accepted that long; 0 "
+        "asks at every request",
+        partial(_seconds, minimum=0, maximum=MAX_INTROSPECTION_CACHE_SECONDS),
+    ),
+    Setting(
         "DUALTOKEN_INTROSPECTION_CLIENTS",
         "introspection_clients",
         {},
@@ -666,6 +749,22 @@ SETTINGS: tuple[Setting, ...] = (
         "(RFC 7662) about a token, with HTTP Basic; secrets of at least 32 bytes. Empty: the "
         "route answers 404",
         _clients,
+    ),
+    Setting(
+        "DUALTOKEN_INTROSPECTION_MAX_REQUESTS",
+        "introspection_max_requests",
+        6000,
+        "introspections one authenticated client may ask per `DUALTOKEN_INTROSPECTION_WINDOW`"
+        " (all its processes together), then 429 `too_many_requests` with `Retry-After`; 0 "
+        "turns the limit off",
+        _count,
+    ),
+    Setting(
+        "DUALTOKEN_INTROSPECTION_WINDOW",
+        "introspection_window",
+        60,
+        "seconds; a client's window opens with its first introspection",
+        _seconds,
     ),
     Setting(
         "DUALTOKEN_TOKEN_CACHE_SIZE",
@@ -773,6 +872,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     settings = Settings(**values)
     if verify_only:
         _check_verify_only(config, settings)
+    _check_remote_introspection(config, settings)
     return settings
 
 
@@ -800,10 +900,41 @@ def _check_verify_only(config: Mapping[str, Any], settings: Settings) -> None:
         raise ConfigError(
             f"DUALTOKEN_REVOCATION is {settings.revocation!r}, but {given} makes this app "
             "verify-only: without the store it cannot know that a session ended, and its "
-            "access tokens are good until they expire. Set it to 'expiry' or leave it out."
+            "access tokens are good until they expire. Set it to 'expiry' or leave it out "
+            "(DUALTOKEN_INTROSPECTION_URL asks the issuing app about every token instead)."
         )
     if settings.token_location != "headers":  # noqa: S105 - a place, not a secret
         raise ConfigError(
             f"{given}: a verify-only app reads access tokens from the Authorization header; "
             "set DUALTOKEN_TOKEN_LOCATION = 'headers'."
+        )
+
+
+_REMOTE_INTROSPECTION_KEYS = (
+    "DUALTOKEN_INTROSPECTION_URL",
+    "DUALTOKEN_INTROSPECTION_CLIENT_ID",
+    "DUALTOKEN_INTROSPECTION_CLIENT_SECRET",
+)
+
+
+def _check_remote_introspection(config: Mapping[str, Any], settings: Settings) -> None:
+    """The URL, the client id and its secret come together, in a verify-only app only (an
+    app with the store asks the store itself), and the cache goes with them."""
+    given = [k for k in _REMOTE_INTROSPECTION_KEYS if config.get(k) is not None]
+    if settings.introspection_cache_seconds and not settings.asks_introspection:
+        given.append("DUALTOKEN_INTROSPECTION_CACHE_SECONDS")
+    if not given:
+        return
+    if not settings.verify_only:
+        raise ConfigError(
+            f"{given[0]} is for a verify-only app (DUALTOKEN_JWKS_URL or "
+            "DUALTOKEN_PUBLIC_KEYS), which asks the issuing app whether a session is alive; "
+            "this app has the store and knows it. Remove it (and its companions)."
+        )
+    missing = [k for k in _REMOTE_INTROSPECTION_KEYS if config.get(k) is None]
+    if missing:
+        raise ConfigError(
+            f"{given[0]} is set but {' and '.join(missing)} is not: a verify-only app asks "
+            "the issuing app's introspection URL as one of its DUALTOKEN_INTROSPECTION_CLIENTS,"
+            " so it needs the URL, the client id and the client secret."
         )

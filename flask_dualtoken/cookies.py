@@ -86,6 +86,17 @@ class CookieJar:
         if not self._proves(session_id, proof):
             raise self._csrf_failed()
 
+    def check_csrf_cookie(self, cookie_header: str, proof: str | None) -> None:
+        """Raise 403 ``csrf_failed`` unless ``proof`` equals one of the request's CSRF
+        cookies (the double-submit check, which needs no token: ``POST {prefix}/revoke``
+        makes it before looking at the one it is sent). Compared in constant time."""
+        given = (proof or "").encode("latin-1", "replace")
+        matched = False
+        for value in cookie_values(cookie_header, self.csrf_name, MAX_REFRESH_COOKIES):
+            matched |= hmac.compare_digest(value.encode("latin-1", "replace"), given)
+        if not (proof and matched):
+            raise self._csrf_failed()
+
     def _proves(self, session_id: str, proof: str | None) -> bool:
         given = (proof or "").encode("latin-1", "replace")
         matched = False

@@ -99,6 +99,8 @@ def _verify(allowed: frozenset[str] | None, optional: bool, fresh: bool | int) -
     # An access token dies with its session (logout, logout-all, reuse...), not only at its
     # expiry: DUALTOKEN_REVOCATION says how soon, and at what cost (revocation.py).
     state.revocation.check(token.sub, token.sid, token.exp)
+    if state.remote_introspection is not None:  # verify-only: the issuing app is asked
+        state.remote_introspection.check(presented.token, token.sub, token.sid, token.exp)
     if fresh is not False:
         require_recent_login(token, state.settings.fresh_max_age if fresh is True else fresh)
     set_request_auth(token)

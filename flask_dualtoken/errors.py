@@ -102,9 +102,23 @@ class TooManyAttempts(DualTokenError):
     error = "too_many_attempts"
     description = "Too many failed logins; try again later."
 
+    def __init__(self, retry_after: int, *, of: str = "failed logins") -> None:
+        super().__init__(
+            f"Too many {of}; try again in {retry_after} seconds.",
+            headers=(("Retry-After", str(retry_after)),),
+        )
+
+
+class TooManyRequests(DualTokenError):
+    """An introspection client over its DUALTOKEN_INTROSPECTION_MAX_REQUESTS per window."""
+
+    code = 429
+    error = "too_many_requests"
+    description = "Too many requests from this client; try again later."
+
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            f"Too many failed logins; try again in {retry_after} seconds.",
+            f"Too many requests from this client; try again in {retry_after} seconds.",
             headers=(("Retry-After", str(retry_after)),),
         )
 
@@ -232,6 +246,15 @@ class StoreUnavailable(DualTokenError):
     error = "store_unavailable"
     description = "The session store is unavailable; try again shortly."
     extra_headers = (("Retry-After", "1"),)
+
+
+class IntrospectionUnavailable(StoreUnavailable):
+    """A verify-only app that asks by introspection (DUALTOKEN_INTROSPECTION_URL) got no
+    usable answer: it cannot tell whether the session is alive, so it refuses. Its store
+    is the issuing app's, hence a kind of StoreUnavailable."""
+
+    error = "introspection_unavailable"
+    description = "The issuing service cannot say whether the session is alive; try again shortly."
 
 
 class KeysUnavailable(DualTokenError):

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response
 
-from . import flows, instruments
+from . import flows, instruments, remote_introspection
 from .config import load_settings
 from .connection import connect, store_address
 from .context import request_client
@@ -85,7 +85,8 @@ class DualToken:
         settings = load_settings(app.config)
         if settings.verify_only:
             # Another app's access tokens, verified with its public keys: no secret, no
-            # store, no routes. An ended session is not known here: tokens live to expiry.
+            # store, no routes. An ended session is not known here (tokens live to expiry)
+            # unless the issuing app is asked by introspection.
             app.extensions[EXTENSION_KEY] = AppState(
                 app=app,
                 extension=self,
@@ -96,6 +97,7 @@ class DualToken:
                 login_throttle=None,
                 cookies=CookieJar(settings),
                 stamps=StampKeys(()),
+                remote_introspection=remote_introspection.for_settings(settings),
             )
             return
         client = connect(settings)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidClient, TokenInvalid, TooManyAttempts
+from .errors import InvalidClient, TokenInvalid, TooManyAttempts, TooManyRequests
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -22,29 +22,47 @@ INACTIVE: dict[str, Any] = {"active": False}
 _NO_SECRET = b"\x00" * 32
 
 
-def authenticate_client(state: AppState, client_id: str, secret: str, ip: str) -> None:
-    """Raise ``InvalidClient`` (401) unless these are a configured client's credentials.
+def authenticate_client(state: AppState, client_id: str, secret: bytes, ip: str) -> None:
+    """Raise ``InvalidClient`` (401) unless these are a configured client's credentials
+    (``POST {prefix}/revoke``; introspection calls ``admit_client``).
 
-    Failures count on the address's login counter (``DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_
-    ADDRESS`` per ``DUALTOKEN_LOGIN_WINDOW``, then 429), reserved before the comparison
-    as a login's are; a success gives its attempt back. Not per client id: whoever knows
-    an id could then lock that service out, and a secret of 32 bytes is not guessed.
+    A correct secret is always admitted, whatever was tried from its address: only wrong
+    ones are counted, on the address's own counter of failed client authentications
+    (``DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS`` per ``DUALTOKEN_LOGIN_WINDOW``, apart
+    from the login counters), and once it is full a wrong secret is 429
+    ``too_many_attempts`` instead of 401. So failed password logins from an address a
+    client shares (a NAT, an egress proxy) never lock the client out, nor does anyone
+    who knows its id. The limit cannot stop a guesser either (a right guess would be
+    admitted over it too): the secrets' 32 bytes are what make guessing hopeless; the
+    429 tells a misconfigured or guessing client to back off. Checking the limit and
+    counting are one atomic step (lua/reserve.lua).
+
     Every configured secret is compared, in constant time, whatever the id, so neither the
     answer nor its time tells a known id from an unknown one.
     """
-    wait, reservation = state.throttle.reserve(None, ip)
-    if wait:
-        raise TooManyAttempts(wait)
-    given = secret.encode("utf-8", "surrogateescape")
     matched = False
     for known_id, known_secret in state.settings.introspection_clients.items():
         same_id = hmac.compare_digest(known_id.encode(), client_id.encode("utf-8", "replace"))
-        same_secret = hmac.compare_digest(known_secret, given)
+        same_secret = hmac.compare_digest(known_secret, secret)
         matched |= same_id & same_secret
-    hmac.compare_digest(_NO_SECRET, given)  # the same work when there is one client or none
-    if not matched:
-        raise InvalidClient()
-    state.throttle.release(reservation)
+    hmac.compare_digest(_NO_SECRET, secret)  # the same work when there is one client or none
+    if matched:
+        return
+    wait = state.throttle.count_client_failure(ip)
+    if wait:
+        raise TooManyAttempts(wait, of="failed client authentications from this address")
+    raise InvalidClient()
+
+
+def admit_client(state: AppState, client_id: str, secret: bytes, ip: str) -> None:
+    """``authenticate_client``, then count the request on the client's own limit
+    (``DUALTOKEN_INTROSPECTION_MAX_REQUESTS`` per ``DUALTOKEN_INTROSPECTION_WINDOW``):
+    429 ``too_many_requests`` beyond it. Counted per client id, but only once the client
+    proved who it is: nobody else can use up a client's budget."""
+    authenticate_client(state, client_id, secret, ip)
+    wait = state.throttle.count_client_request(client_id)
+    if wait:
+        raise TooManyRequests(wait)
 
 
 def introspect(state: AppState, token: str) -> dict[str, Any]:

@@ -64,6 +64,22 @@ def _admin_errors(settings: Settings) -> dict[str, Any]:
     return {"401": answer}
 
 
+def _client_limit(settings: Settings) -> dict[str, Any]:
+    """Introspection's 429s: failed authentications from the address, and the client's
+    own request limit, each with Retry-After."""
+    answer = _error(
+        "too_many_attempts: too many failed client authentications from this address; or "
+        "too_many_requests: this client asked more than "
+        f"{settings.introspection_max_requests} times in {settings.introspection_window} s."
+        if settings.introspection_max_requests
+        else "too_many_attempts: too many failed client authentications from this address."
+    )
+    answer["headers"] = {
+        "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+    }
+    return answer
+
+
 def _version() -> str:
     try:
         return version("flask-dualtoken")
@@ -333,7 +349,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         },
                     },
                     "401": _error("invalid_client: wrong or missing client credentials."),
-                    "429": _error("too_many_attempts: failed authentications; Retry-After."),
+                    "429": _client_limit(settings),
                     **_COMMON,
                 },
             }

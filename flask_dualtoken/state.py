@@ -15,6 +15,7 @@ from .cookies import CookieJar
 from .errors import Misconfigured
 from .keys import StampKeys
 from .limits import MAX_SUBJECT_CHARS
+from .remote_introspection import RemoteIntrospection
 from .revocation import SessionGuard
 from .store import SessionStore
 from .throttle import LoginThrottle
@@ -44,6 +45,9 @@ class AppState:
     cookies: CookieJar
     #: Turn a user's security stamp into what the store keeps (keys.StampKeys).
     stamps: StampKeys
+    #: A verify-only app's question to the issuing app about every access token
+    #: (DUALTOKEN_INTROSPECTION_URL); None: not asked.
+    remote_introspection: RemoteIntrospection | None = None
 
     @property
     def store(self) -> SessionStore:

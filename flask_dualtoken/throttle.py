@@ -9,6 +9,13 @@ not hand guesses at another ("carol") new attempts, and one in the middle of a b
 not free the burst's. Usernames are counted in a folded form (``fold_username``), so
 spellings an app's lookup may treat as one ("Alice", fullwidth letters, "alice ") share
 one budget. Counter keys always carry their window's expiry.
+
+An authenticated introspection client's requests are counted the same way (the same
+script, never given back): at most ``DUALTOKEN_INTROSPECTION_MAX_REQUESTS`` per
+``DUALTOKEN_INTROSPECTION_WINDOW``, on every process together. Failed client
+authentications (wrong introspection secrets) have a counter per address of their own,
+apart from the login counters, so that failed logins from an address never refuse a
+client there with the right secret.
 """
 
 from __future__ import annotations
@@ -68,6 +75,8 @@ class LoginThrottle:
         self._user_limit = settings.login_max_attempts
         self._address_limit = settings.login_max_attempts_per_address
         self._window = settings.login_window
+        self._client_limit = settings.introspection_max_requests
+        self._client_window = settings.introspection_window
 
     def _counters(self, username: str | None, ip: str) -> list[_Counter]:
         counters = []
@@ -82,7 +91,7 @@ class LoginThrottle:
     def reserve(self, username: str | None, ip: str) -> tuple[int, Reservation]:
         """Reserve an attempt on every counter: ``(0, reservation)``, or the seconds to
         wait when a counter is full (then nothing stays reserved). ``username`` None: the
-        address's counter only (an introspection client's authentication)."""
+        address's counter only."""
         counters = self._counters(username, ip)
         if not counters:
             return 0, Reservation()
@@ -102,6 +111,39 @@ class LoginThrottle:
             raise self._health.failed(exc) from None
         self._health.answered()
         return 0, Reservation(tuple(ReleaseArgs(counter=c.key).call() for c in counters))
+
+    def count_client_request(self, client_id: str) -> int:
+        """Count one request of an authenticated introspection client: 0, or the seconds
+        to wait when the client is over its limit (then the request is not counted).
+
+        Checking and counting are one script (lua/reserve.lua), so however many requests
+        race, on however many processes, at most the limit pass in a window.
+        """
+        if not self._client_limit:
+            return 0
+        key = f"{self._prefix}:{hash_tag('i', client_id)}:requests"
+        return self._count(key, self._client_limit, self._client_window)
+
+    def count_client_failure(self, ip: str) -> int:
+        """Count a failed client authentication (a wrong introspection secret) from ``ip``,
+        on that address's own counter (not the login one): 0, or the seconds to wait when
+        the address is over ``DUALTOKEN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS`` failures in its
+        ``DUALTOKEN_LOGIN_WINDOW`` (then it is not counted). Checked and counted in one
+        atomic step (lua/reserve.lua); never given back."""
+        if not self._address_limit or not ip:
+            return 0
+        key = f"{self._prefix}:{hash_tag('c', ip)}:client-failures"
+        return self._count(key, self._address_limit, self._window)
+
+    def _count(self, key: str, limit: int, window: int) -> int:
+        """One more on ``key`` unless it is at ``limit``: 0, or the seconds to wait."""
+        call = ReserveArgs(counter=key, limit=limit, window=window).call()
+        try:
+            ((ok, wait_ms),) = run_many(self._client, [call])
+        except STORE_ERRORS as exc:
+            raise self._health.failed(exc) from None
+        self._health.answered()
+        return 0 if ok else max(1, -(-int(wait_ms) // 1000))
 
     def release(self, reservation: Reservation) -> None:
         """Give a reservation back now, for a success that stores nothing of its own."""

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 from flask import Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -136,13 +136,19 @@ def bearer_token() -> str | None:
     return token
 
 
-def basic_credentials() -> tuple[str, str]:
+def basic_credentials() -> tuple[str, bytes]:
     """An introspection client's id and secret from ``Authorization: Basic``, each
-    form-decoded (RFC 6749 2.3.1); ('', '') when there is no such header."""
+    form-decoded (RFC 6749 2.3.1); ('', b'') when there is no such header.
+
+    The secret is decoded to bytes, compared as bytes with the configured ones: a secret
+    configured as bytes that are not UTF-8 (``os.urandom(32)``) is sent percent-encoded
+    byte by byte (as ``RemoteIntrospection`` does), and must come back the same bytes, not
+    through a text decoding that would replace them."""
     auth = request.authorization
     if auth is None or auth.type != "basic":
-        return "", ""
-    return unquote_plus(auth.username or ""), unquote_plus(auth.password or "")
+        return "", b""
+    secret = unquote_to_bytes((auth.password or "").replace("+", " "))
+    return unquote_plus(auth.username or ""), secret
 
 
 def form_token() -> str:
@@ -163,16 +169,20 @@ def form_token() -> str:
 
 
 def revocation_proof() -> Proof | None:
-    """Cookie mode's CSRF check for ``POST {prefix}/revoke``: a browser's request must
-    carry the CSRF header of the token's session (always in "cookies"; in "both" when it
-    came with our cookies). Without the header it is refused at once, whatever the token."""
+    """Cookie mode's CSRF check for ``POST {prefix}/revoke`` (always in "cookies"; in
+    "both" when the request came with our cookies).
+
+    Checked in two steps, so that the answer tells nothing about the token. First,
+    whatever the token: the CSRF header must equal the request's CSRF cookie (403
+    ``csrf_failed`` otherwise), which a cross-site page can neither read nor send as a
+    header. Then ``flows.revoke_token`` checks it against the token's own session: a
+    proof of another session ends nothing, and gets the same 200 as an invalid token."""
     state = get_state()
     settings, jar = state.settings, state.cookies
     if not settings.cookies_enabled or (settings.transport_per_request and not from_browser()):
         return None
     proof = request.headers.get(jar.csrf_header)
-    if not proof:
-        jar.check_csrf("", None)  # raises 403 csrf_failed
+    jar.check_csrf_cookie(_cookie_header(), proof)  # raises 403 csrf_failed
     return partial(jar.check_csrf, proof=proof)
 
 

@@ -137,7 +137,7 @@ def introspect() -> Response:
     if not state.settings.introspection_clients:
         raise RouteNotFound()
     client_id, secret = transport.basic_credentials()
-    introspection.authenticate_client(state, client_id, secret, request_client().ip)
+    introspection.admit_client(state, client_id, secret, request_client().ip)
     response = jsonify(introspection.introspect(state, transport.form_token()))
     response.headers["Cache-Control"] = "no-store"
     return response

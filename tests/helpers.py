@@ -99,6 +99,24 @@ def build_app(redis_client: redis.Redis | None, users: Users, **config: Any) -> 
     return app
 
 
+def verifier_app(users: Users, **config: Any) -> Flask:
+    """A second app that only verifies (DUALTOKEN_JWKS_URL or DUALTOKEN_PUBLIC_KEYS in
+    ``config``): its own user table, no secret, no Redis; the test routes and ``/fresh``."""
+    app = Flask("dualtoken_verifier")
+    app.config.update({"DUALTOKEN_ACCESS_ALGORITHM": "EdDSA", **config})
+    dualtoken = DualToken(app)
+    dualtoken.user_loader(users.load)
+    app.extensions["dualtoken_object"] = dualtoken
+    add_test_routes(app)
+
+    @app.get("/fresh")
+    @jwt_required(fresh=60)
+    def fresh() -> dict[str, Any]:
+        return {"ok": True}
+
+    return app
+
+
 @contextmanager
 def app_on_url(users: Users, url: str, **config: Any) -> Iterator[Flask]:
     """An app whose Redis client the library builds from a URL, with its own timeouts and
@@ -226,6 +244,21 @@ class Counting:
         path = environ["PATH_INFO"]
         self.hits[path] = self.hits.get(path, 0) + 1
         return self.app(environ, start_response)
+
+
+def wsgi(
+    status: str,
+    body: bytes,
+    headers: tuple[tuple[str, str], ...] = (),
+    content_type: str = "application/json",
+) -> Any:
+    """A WSGI app answering every request the same way."""
+
+    def answer(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(status, [("Content-Type", content_type), *headers])
+        return [body]
+
+    return answer
 
 
 @contextmanager

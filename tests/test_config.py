@@ -96,7 +96,13 @@ def _samples() -> dict[str, tuple[Any, Any]]:
         "DUALTOKEN_ACCESS_ALGORITHM": ("EdDSA", "EdDSA"),
         "DUALTOKEN_JWKS_URL": ("https://auth.example/auth/jwks.json",) * 2,
         "DUALTOKEN_PUBLIC_KEYS": (KEY_SET, parse_key_set(KEY_SET)),
+        "DUALTOKEN_INTROSPECTION_URL": ("https://auth.example/auth/introspect",) * 2,
+        "DUALTOKEN_INTROSPECTION_CLIENT_ID": ("reports", "reports"),
+        "DUALTOKEN_INTROSPECTION_CLIENT_SECRET": ("r" * 32, b"r" * 32),
+        "DUALTOKEN_INTROSPECTION_CACHE_SECONDS": (timedelta(seconds=5), 5),
         "DUALTOKEN_INTROSPECTION_CLIENTS": ({"gateway": "g" * 32}, {"gateway": b"g" * 32}),
+        "DUALTOKEN_INTROSPECTION_MAX_REQUESTS": (0, 0),
+        "DUALTOKEN_INTROSPECTION_WINDOW": (timedelta(minutes=5), 300),
         "DUALTOKEN_TOKEN_CACHE_SIZE": (0, 0),
         "DUALTOKEN_OPENAPI": (False, False),
         "DUALTOKEN_TOKEN_LOCATION": ("both", "both"),
@@ -128,6 +134,18 @@ def _conforms(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+REMOTE_INTROSPECTION_KEYS = (
+    "DUALTOKEN_INTROSPECTION_URL",
+    "DUALTOKEN_INTROSPECTION_CLIENT_ID",
+    "DUALTOKEN_INTROSPECTION_CLIENT_SECRET",
+)
+REMOTE_INTROSPECTION_FIELDS = (
+    "introspection_url",
+    "introspection_client_id",
+    "introspection_client_secret",
+)
+
+
 def test_every_setting_has_a_sample() -> None:
     assert set(_samples()) == KNOWN_KEYS
 
@@ -140,6 +158,15 @@ def test_each_setting_lands_in_its_own_field_and_only_there(setting: Any) -> Non
     if setting.key in {"DUALTOKEN_JWKS_URL", "DUALTOKEN_PUBLIC_KEYS"}:
         # A verify-only app: no secret, EdDSA (tests/test_verify_only.py).
         base, also = {"DUALTOKEN_ACCESS_ALGORITHM": "EdDSA"}, {"secret", "access_algorithm"}
+    elif setting.key in {*REMOTE_INTROSPECTION_KEYS, "DUALTOKEN_INTROSPECTION_CACHE_SECONDS"}:
+        # A verify-only app that asks by introspection: URL, client id and secret together
+        # (tests/test_remote_introspection.py).
+        base = {
+            "DUALTOKEN_ACCESS_ALGORITHM": "EdDSA",
+            "DUALTOKEN_JWKS_URL": "https://a.example/jwks.json",
+            **{key: _samples()[key][0] for key in REMOTE_INTROSPECTION_KEYS},
+        }
+        also = {"secret", "access_algorithm", "jwks_url", *REMOTE_INTROSPECTION_FIELDS}
     defaults = load_settings({"DUALTOKEN_SECRET_KEY": SECRET})
     changed = load_settings({**base, setting.key: raw})
     assert getattr(changed, setting.field) == expected != getattr(defaults, setting.field)

@@ -101,3 +101,32 @@ def test_a_flask_app_verifies_with_the_key_set_url_alone(eddsa_app: Flask, users
         assert verifier.get_json("/reports", alice) == {"requested_by": "1"}
         assert verifier.get("/reports", bob["access_token"]).status_code == 403
         assert verifier.get("/reports").status_code == 401
+
+
+def test_a_verify_only_app_that_asks_refuses_an_ended_session(
+    make_app: Any, users: Users, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "reports-introspection-secret-" + "s" * 30
+    monkeypatch.setenv("REPORTS_INTROSPECTION_SECRET", secret)
+    issuer = make_app(
+        DUALTOKEN_ACCESS_ALGORITHM="EdDSA", DUALTOKEN_INTROSPECTION_CLIENTS={"reports": secret}
+    )
+    issuing = Api(issuer)
+    alice, bob = issuing.login(), issuing.login("bob")
+    with served(issuer) as (origin, counting):
+        namespace: dict[str, Any] = {"__name__": "reports_app"}
+        code = recipe("verify-only-introspection").replace("https://auth.example.com", origin)
+        exec(code, namespace)  # noqa: S102
+        client = namespace["app"].test_client()
+
+        def approve(pair: dict[str, Any]) -> Any:
+            headers = {"Authorization": f"Bearer {pair['access_token']}"}
+            return client.post("/reports/7/approve", headers=headers)
+
+        assert approve(alice).json == {"approved": 7, "by": "1"}
+        assert approve(bob).status_code == 403
+        assert issuing.logout(alice).status_code == 204
+        refused = approve(alice)
+        assert refused.status_code == 401
+        assert refused.json["error"] == "session_revoked"
+        assert counting.hits["/auth/introspect"] == 2  # bob's 403 asked nothing

@@ -131,6 +131,33 @@ def test_in_cookie_mode_a_browser_needs_its_csrf_header(make_app: Any, location:
     assert Api(app).get("/me", token).json["error"] == "session_revoked"
 
 
+@pytest.mark.parametrize("location", ["cookies", "both"])
+def test_a_csrf_header_must_match_the_request_s_cookie_whatever_the_token(
+    make_app: Any, location: str
+) -> None:
+    """The header is checked against the CSRF cookie first, before the token is looked
+    at; a header of another session (its own cookie's) ends nothing, and gets the same
+    200 as an invalid token: no answer tells whether a token is valid."""
+    app = make_app(DUALTOKEN_TOKEN_LOCATION=location, DUALTOKEN_ACCESS_COOKIE=False)
+    mine, my_body = cookie_login(app)
+    _, their_body = cookie_login(app)
+    theirs = their_body["access_token"]
+    for token in (theirs, "not.a.token"):
+        refused = mine.post(  # their CSRF token, not my cookie's
+            "/auth/revoke",
+            data={"token": token},
+            headers={"X-CSRF-Token": their_body["csrf_token"]},
+        )
+        assert refused.status_code == 403
+        assert refused.json["error"] == "csrf_failed"
+        done = mine.post(  # my cookie's, not their session's
+            "/auth/revoke", data={"token": token}, headers={"X-CSRF-Token": my_body["csrf_token"]}
+        )
+        assert (done.status_code, done.get_data()) == (200, b"")
+    assert Api(app).get("/me", theirs).status_code == 200  # nothing ended
+    assert Api(app).get("/me", my_body["access_token"]).status_code == 200
+
+
 def test_in_both_mode_a_header_client_needs_no_csrf_header(make_app: Any) -> None:
     app = make_app(DUALTOKEN_TOKEN_LOCATION="both")
     pair = Api(app).login()

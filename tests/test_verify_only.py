@@ -19,31 +19,14 @@ import jwt
 import pytest
 from flask import Flask
 from forge import b64
-from helpers import SECRET, Api, Users, add_test_routes, bearer, served
+from helpers import SECRET, Api, Users, bearer, served, verifier_app, wsgi
 
-from flask_dualtoken import ConfigError, DualToken, jwt_required, remote_keys
+from flask_dualtoken import ConfigError, DualToken, remote_keys
 from flask_dualtoken.ed25519 import AccessKeyPair
 from flask_dualtoken.state import get_state
 
 NEW_SECRET = "rotated-secret-" + "n" * 40
 A_KEY = AccessKeyPair.from_secret(SECRET.encode()).jwk()
-
-
-def verifier_app(users: Users, **config: Any) -> Flask:
-    """A second app that only verifies: its own user table, no secret, no Redis."""
-    app = Flask("dualtoken_verifier")
-    app.config.update({"DUALTOKEN_ACCESS_ALGORITHM": "EdDSA", **config})
-    dualtoken = DualToken(app)
-    dualtoken.user_loader(users.load)
-    app.extensions["dualtoken_object"] = dualtoken
-    add_test_routes(app)
-
-    @app.get("/fresh")
-    @jwt_required(fresh=60)
-    def fresh() -> dict[str, Any]:
-        return {"ok": True}
-
-    return app
 
 
 @pytest.fixture
@@ -57,16 +40,6 @@ def verifying(issuer: Flask, users: Users) -> Iterator[tuple[Api, Any]]:
     with served(issuer) as (origin, counting):
         app = verifier_app(users, DUALTOKEN_JWKS_URL=f"{origin}/auth/jwks.json")
         yield Api(app), counting
-
-
-def wsgi(status: str, body: bytes, headers: tuple[tuple[str, str], ...] = ()) -> Any:
-    """A WSGI app answering every request the same way."""
-
-    def answer(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start_response(status, [("Content-Type", "application/json"), *headers])
-        return [body]
-
-    return answer
 
 
 # -- what it does ------------------------------------------------------------------------------
