@@ -3,7 +3,9 @@
 ``redis_scripts.instrument`` stays None, and costs one check per round trip, until an app
 with metrics or traces on is initialised; from then on it looks up the observers of the
 client a round trip goes to, so an app with both off (another app of the process, a test)
-is not observed. Observers are kept by client, weakly: a closed app's client goes with it.
+is not observed, unless it shares its client object (``DUALTOKEN_REDIS``) with an app
+that has them on: observers belong to the client, whose round trips they see. They are
+kept by client, weakly: a closed app's client goes with them.
 """
 
 from __future__ import annotations
