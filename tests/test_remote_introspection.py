@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import fakeredis
 import pytest
 from flask import Flask
 from helpers import Api, Clock, Users, bearer, served, sid_of, verifier_app, wsgi
@@ -28,6 +29,13 @@ from flask_dualtoken.store import hash_tag
 
 CLIENT_ID = "reports"
 CLIENT_SECRET = "reports-introspection-secret-" + "r" * 30
+
+
+@pytest.fixture
+def redis_client() -> fakeredis.FakeRedis:
+    """The issuing app on fakeredis: what is tested here is the question over HTTP; the
+    issuer's answers, store included, run on every server in tests/test_introspection.py."""
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
 
 
 @pytest.fixture
