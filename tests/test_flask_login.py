@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import flask_login
@@ -21,6 +17,7 @@ import pytest
 from flask import Flask, abort, request
 from flask_login import LoginManager, UserMixin, fresh_login_required, login_required
 from helpers import Api, Clock, User, Users, bearer
+from optional import DocPage, imported_with_every_module, works_without
 
 import flask_dualtoken
 from flask_dualtoken import get_jwt, jwt_required
@@ -30,9 +27,7 @@ from flask_dualtoken.flask_login import accept_access_tokens, raise_refusal, use
 from flask_dualtoken.openapi import ERROR_CODES
 from flask_dualtoken.state import get_state
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGE = ROOT / "docs" / "flask-login.md"
-_BLOCK = r"^<!-- (?P<kind>run|output): {name} -->\n```\w+\n(?P<code>.*?)^```$"
+PAGE = DocPage("flask-login.md")
 
 
 class LoginUser(UserMixin, User):
@@ -429,93 +424,20 @@ def test_accept_access_tokens_does_not_replace_another_request_loader(app: Flask
         accept_access_tokens(other)
 
 
-def run_python(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", textwrap.dedent(code)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
 def test_no_module_of_flask_dualtoken_imports_flask_login() -> None:
-    out = run_python(
-        """
-        import importlib, pkgutil, sys
-        import flask_dualtoken
-        for module in pkgutil.iter_modules(flask_dualtoken.__path__):
-            importlib.import_module(f"flask_dualtoken.{module.name}")
-        print("flask_login" in sys.modules, "flask_dualtoken.flask_login" in sys.modules)
-        """
-    )
-    assert out.split() == ["False", "True"]
+    imported = imported_with_every_module("flask_login", "flask_dualtoken.flask_login")
+    assert imported == [False, True]
 
 
 def test_flask_dualtoken_works_without_flask_login_installed() -> None:
-    out = run_python(
-        """
-        import sys
-        sys.modules["flask_login"] = None  # as if not installed: importing it fails
-        try:
-            import flask_login
-        except ImportError:
-            pass
-        else:
-            raise SystemExit("flask_login was importable")
-        from types import SimpleNamespace
-        from flask import Flask
-        from flask_dualtoken import DualToken, current_user, jwt_required
-        import flask_dualtoken.flask_login
-
-        app = Flask(__name__)
-        app.config.update(DUALTOKEN_SECRET_KEY="k" * 48, DUALTOKEN_REDIS_URL="memory://")
-        dualtoken = DualToken(app)
-        user = SimpleNamespace(id=1, role="user")
-        dualtoken.authenticate(lambda username, password: user)
-        dualtoken.user_loader(lambda user_id: user)
-
-        @app.get("/me")
-        @jwt_required
-        def me():
-            return {"id": current_user.id}
-
-        client = app.test_client()
-        token = client.post("/auth/login", json={"username": "u", "password": "p"})
-        headers = {"Authorization": "Bearer " + token.json["access_token"]}
-        print(client.get("/me", headers=headers).json["id"])
-        """
-    )
-    assert out.split() == ["1"]
+    assert works_without(("flask_login",), "flask_login")
 
 
 # -- docs/flask-login.md ----------------------------------------------------------------------
 
 
-def run_block(name: str, namespace: dict[str, Any]) -> None:
-    """Run the page's program ``name`` as a module of its own would run: without this test
-    module's ``from __future__ import annotations`` (which ``exec`` would pass on)."""
-    code = compile(page_blocks("run", name), f"{PAGE.name}:{name}", "exec", dont_inherit=True)
-    exec(code, namespace)  # noqa: S102
-
-
-def page_blocks(kind: str, name: str) -> str:
-    found = [
-        m["code"]
-        for m in re.finditer(_BLOCK.format(name=name), PAGE.read_text(), re.M | re.S)
-        if m["kind"] == kind
-    ]
-    assert found, f"{PAGE.name} has no block marked <!-- {kind}: {name} -->"
-    return "\n\n".join(found)
-
-
 def test_every_python_block_of_the_page_runs() -> None:
-    text = PAGE.read_text()
-    python = len(re.findall(r"^```python$", text, re.M))
-    marked = len(re.findall(r"^<!-- run: [\w-]+ -->\n```python$", text, re.M))
+    python, marked = PAGE.python_blocks()
     assert python == marked == 3
 
 
@@ -526,11 +448,11 @@ def test_the_page_s_app_answers_its_demo_as_the_page_shows(
     monkeypatch.setenv("FLASK_DUALTOKEN_SECRET_KEY", "d" * 48)
     monkeypatch.setenv("FLASK_DUALTOKEN_REDIS_URL", "memory://")
     namespace: dict[str, Any] = {"__name__": "app"}  # as if run as app.py
-    run_block("flask-login-app", namespace)
+    PAGE.run("flask-login-app", namespace)
     capsys.readouterr()
-    run_block("flask-login-demo", namespace)
+    PAGE.run("flask-login-demo", namespace)
     printed = capsys.readouterr().out.splitlines()
-    assert printed == page_blocks("output", "flask-login-demo").splitlines()
+    assert printed == PAGE.blocks("output", "flask-login-demo").splitlines()
 
 
 def test_the_page_s_own_request_loader_serves_api_keys_and_tokens(
@@ -541,7 +463,7 @@ def test_the_page_s_own_request_loader_serves_api_keys_and_tokens(
         "login_manager": site.manager,
         "user_for_api_key": lambda key: users.by_id["2"] if key == "bobs-key" else None,
     }
-    run_block("own-request-loader", namespace)
+    PAGE.run("own-request-loader", namespace)
     assert site.manager.request_callback is namespace["load_user_from_request"]
     by_key = site.app.test_client().get("/profile", headers={"X-Api-Key": "bobs-key"})
     assert by_key.json["id"] == 2
@@ -551,7 +473,7 @@ def test_the_page_s_own_request_loader_serves_api_keys_and_tokens(
 
 
 def test_the_page_names_only_settings_and_error_codes_that_exist() -> None:
-    text = PAGE.read_text()
+    text = PAGE.path.read_text()
     keys = set(re.findall(r"\bDUALTOKEN_[A-Z_]+\b", text))
     codes = set(re.findall(r"\b[45]\d\d `([a-z_]+)`", text))
     assert keys

@@ -10,11 +10,7 @@ registry.
 from __future__ import annotations
 
 import ast
-import os
 import re
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from helpers import Api, Users, app_on_url, bearer, sid_of
+from optional import run_python
 from prometheus_client import REGISTRY, CollectorRegistry
 from servers import RedisServer
 
@@ -474,20 +471,6 @@ MULTIPROCESS_SCRAPE = """
 from flask_dualtoken.metrics import metrics_response
 print(metrics_response().get_data(as_text=True))
 """
-
-
-def run_python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", textwrap.dedent(code), *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def test_under_multiprocess_mode_the_processes_counts_are_summed(tmp_path: Path) -> None:

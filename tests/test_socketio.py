@@ -12,15 +12,11 @@ import contextlib
 import re
 import socket
 import statistics
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import fakeredis
@@ -31,6 +27,7 @@ from flask import Flask, request
 from flask_socketio import Namespace, SocketIO
 from forge import ACCESS_HEADER, KEYS, forge, unverified
 from helpers import Api, Users, bearer, build_app, sid_of, stop_revocation_listeners
+from optional import DocPage, imported_with_every_module, works_without
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from flask_dualtoken import current_user, get_jwt
@@ -40,9 +37,7 @@ from flask_dualtoken.openapi import ERROR_CODES
 from flask_dualtoken.socketio import ERROR_EVENT, TokenSockets, accept_access_tokens
 from flask_dualtoken.state import get_state
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGE = ROOT / "docs" / "socketio.md"
-_BLOCK = r"^<!-- (?P<kind>run|output): {name} -->\n```\w+\n(?P<code>.*?)^```$"
+PAGE = DocPage("socketio.md")
 #: How long a test waits for what should take milliseconds.
 PATIENCE = 5.0
 #: The push bound a socket must meet here (the HTTP one is 50 ms at p99).
@@ -812,89 +807,22 @@ def test_a_logout_all_in_another_app_disconnects_every_socket_of_the_user(
 # -- the extra costs nothing when not installed ---------------------------------------------------
 
 
-def run_python(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", textwrap.dedent(code)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
 def test_no_module_of_flask_dualtoken_imports_flask_socketio() -> None:
-    out = run_python(
-        """
-        import importlib, pkgutil, sys
-        import flask_dualtoken
-        for module in pkgutil.iter_modules(flask_dualtoken.__path__):
-            importlib.import_module(f"flask_dualtoken.{module.name}")
-        print("flask_socketio" in sys.modules, "socketio" in sys.modules,
-              "engineio" in sys.modules, "flask_dualtoken.socketio" in sys.modules)
-        """
+    imported = imported_with_every_module(
+        "flask_socketio", "socketio", "engineio", "flask_dualtoken.socketio"
     )
-    assert out.split() == ["False", "False", "False", "True"]
+    assert imported == [False, False, False, True]
 
 
 def test_flask_dualtoken_works_without_flask_socketio_installed() -> None:
-    out = run_python(
-        """
-        import sys
-        sys.modules["flask_socketio"] = None  # as if not installed: importing it fails
-        sys.modules["socketio"] = None
-        from types import SimpleNamespace
-        from flask import Flask, request
-        from flask_dualtoken import DualToken, current_user, jwt_required
-        import flask_dualtoken.socketio
-
-        app = Flask(__name__)
-        app.config.update(DUALTOKEN_SECRET_KEY="k" * 48, DUALTOKEN_REDIS_URL="memory://")
-        dualtoken = DualToken(app)
-        user = SimpleNamespace(id=1, role="user")
-        dualtoken.authenticate(lambda username, password: user)
-        dualtoken.user_loader(lambda user_id: user)
-
-        @app.get("/me")
-        @jwt_required
-        def me():
-            return {"id": current_user.id}
-
-        client = app.test_client()
-        token = client.post("/auth/login", json={"username": "u", "password": "p"})
-        headers = {"Authorization": "Bearer " + token.json["access_token"]}
-        print(client.get("/me", headers=headers).json["id"])
-        """
-    )
-    assert out.split() == ["1"]
+    assert works_without(("flask_socketio", "socketio"), "socketio")
 
 
 # -- docs/socketio.md -----------------------------------------------------------------------------
 
 
-def run_block(name: str, namespace: dict[str, Any]) -> None:
-    """Run the page's program ``name`` as a module of its own would run: without this test
-    module's ``from __future__ import annotations`` (which ``exec`` would pass on)."""
-    code = compile(page_blocks("run", name), f"{PAGE.name}:{name}", "exec", dont_inherit=True)
-    exec(code, namespace)  # noqa: S102
-
-
-def page_blocks(kind: str, name: str) -> str:
-    found = [
-        m["code"]
-        for m in re.finditer(_BLOCK.format(name=name), PAGE.read_text(), re.M | re.S)
-        if m["kind"] == kind
-    ]
-    assert found, f"{PAGE.name} has no block marked <!-- {kind}: {name} -->"
-    return "\n\n".join(found)
-
-
 def test_every_python_block_of_the_page_runs() -> None:
-    text = PAGE.read_text()
-    python = len(re.findall(r"^```python$", text, re.M))
-    marked = len(re.findall(r"^<!-- run: [\w-]+ -->\n```python$", text, re.M))
+    python, marked = PAGE.python_blocks()
     assert python == marked == 3
 
 
@@ -904,7 +832,7 @@ def page_app(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("FLASK_DUALTOKEN_SECRET_KEY", "d" * 48)
     monkeypatch.setenv("FLASK_DUALTOKEN_REDIS_URL", "memory://")
     namespace: dict[str, Any] = {"__name__": "app"}  # as if run as app.py
-    run_block("socketio-app", namespace)
+    PAGE.run("socketio-app", namespace)
     return namespace
 
 
@@ -912,9 +840,9 @@ def test_the_page_s_app_answers_its_demo_as_the_page_shows(
     page_app: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     capsys.readouterr()
-    run_block("socketio-demo", page_app)
+    PAGE.run("socketio-demo", page_app)
     printed = capsys.readouterr().out.splitlines()
-    assert printed == page_blocks("output", "socketio-demo").splitlines()
+    assert printed == PAGE.blocks("output", "socketio-demo").splitlines()
 
 
 def test_the_page_s_client_talks_to_the_page_s_app_served_for_real(
@@ -927,7 +855,7 @@ def test_the_page_s_client_talks_to_the_page_s_app_served_for_real(
     try:
         with served(app) as url:
             capsys.readouterr()
-            run_block("socketio-client", {"url": url, "access_token": login.json["access_token"]})
+            PAGE.run("socketio-client", {"url": url, "access_token": login.json["access_token"]})
             printed = capsys.readouterr().out.splitlines()
     finally:
         page_app["socketio"].server.shutdown()
@@ -935,7 +863,7 @@ def test_the_page_s_client_talks_to_the_page_s_app_served_for_real(
 
 
 def test_the_page_names_only_settings_and_error_codes_that_exist() -> None:
-    text = PAGE.read_text()
+    text = PAGE.path.read_text()
     keys = set(re.findall(r"\bDUALTOKEN_[A-Z_]+\b", text))
     codes = set(re.findall(r"\b[45]\d\d `([a-z_]+)`", text))
     assert keys

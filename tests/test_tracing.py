@@ -9,11 +9,7 @@ that exports to memory; the global provider is never set.
 from __future__ import annotations
 
 import ast
-import os
 import re
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from optional import run_python
 from servers import RedisServer
 
 from flask_dualtoken import flows
@@ -368,17 +365,7 @@ print(sorted(name for name in sys.modules if name.startswith("opentelemetry")))
 
 
 def test_without_the_api_tracing_is_off_and_asking_for_it_says_what_to_install() -> None:
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", textwrap.dedent(WITHOUT_OPENTELEMETRY)],
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
+    lines = run_python(WITHOUT_OPENTELEMETRY).splitlines()
     assert lines[:2] == ["None", "200"]
     assert lines[2].startswith("DUALTOKEN_TRACING = True")
     assert "pip install 'flask-dualtoken[tracing]'" in lines[2]
