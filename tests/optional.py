@@ -111,3 +111,10 @@ class DocPage:
         python = len(re.findall(r"^```python$", text, re.M))
         marked = len(re.findall(r"^<!-- run: [\w-]+ -->\n```python$", text, re.M))
         return python, marked
+
+    def names(self) -> tuple[set[str], set[str]]:
+        """The settings (``DUALTOKEN_*``) and the error codes (``401 `code```) it names."""
+        text = self.path.read_text()
+        keys = set(re.findall(r"\bDUALTOKEN_[A-Z_]+\b", text))
+        codes = set(re.findall(r"\b[45]\d\d `([a-z_]+)`", text))
+        return keys, codes

@@ -7,7 +7,6 @@ runs as written (its blocks marked ``<!-- run: NAME -->``, as in tests/test_docs
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -473,9 +472,7 @@ def test_the_page_s_own_request_loader_serves_api_keys_and_tokens(
 
 
 def test_the_page_names_only_settings_and_error_codes_that_exist() -> None:
-    text = PAGE.path.read_text()
-    keys = set(re.findall(r"\bDUALTOKEN_[A-Z_]+\b", text))
-    codes = set(re.findall(r"\b[45]\d\d `([a-z_]+)`", text))
+    keys, codes = PAGE.names()
     assert keys
     assert codes
     assert keys <= KNOWN_KEYS, keys - KNOWN_KEYS

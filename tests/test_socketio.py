@@ -9,7 +9,6 @@ the push bound. docs/socketio.md runs as written (its blocks marked ``<!-- run: 
 from __future__ import annotations
 
 import contextlib
-import re
 import socket
 import statistics
 import threading
@@ -863,9 +862,7 @@ def test_the_page_s_client_talks_to_the_page_s_app_served_for_real(
 
 
 def test_the_page_names_only_settings_and_error_codes_that_exist() -> None:
-    text = PAGE.path.read_text()
-    keys = set(re.findall(r"\bDUALTOKEN_[A-Z_]+\b", text))
-    codes = set(re.findall(r"\b[45]\d\d `([a-z_]+)`", text))
+    keys, codes = PAGE.names()
     assert keys
     assert codes
     assert keys <= KNOWN_KEYS, keys - KNOWN_KEYS
